@@ -1,0 +1,149 @@
+"""Ingest Lambda: API Gateway REST routes -> service calls. Parsing and error mapping only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import orjson
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from audit_common.api import ErrorResponse, EventPage, IngestRequest, IngestResponse, StoredEvent, VerifyResponse
+from audit_common.db import get_transport
+from audit_common.errors import AuditError, NotFound, PayloadTooLarge
+from audit_common.http import error_response, proxy_error, validation_error_response
+from audit_common.models import AuditEventBatch, LenientEventType, LenientSecurityLevel, LenientStandard
+from audit_common.observability import logger, metrics, tracer
+from audit_common.settings import get_settings
+from ingest import service
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+app = APIGatewayRestResolver(enable_validation=True, serializer=_dumps, json_body_deserializer=orjson.loads)
+_ERRORS: dict[int | HTTPStatus, dict[str, Any]] = {
+    status: {"description": description, "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}}}
+    for status, description in (
+        (400, "Unreadable request (bad JSON, bad cursor)"),
+        (413, "Body larger than 5 MiB"),
+        (422, "Refused input; `errors` names each field"),
+        (503, "Event store unavailable; retry"),
+    )
+}
+
+
+@app.post(
+    "/events",
+    summary="Store one event or a batch of up to 1000",
+    description="Idempotent by event_id: a replay answers `duplicate` with the stored seq and hashes.",
+    responses={201: {"description": "All events created"}, 200: {"description": "Some were already stored"}, **_ERRORS},
+    tags=["events"],
+)
+def post_events(body: Annotated[IngestRequest, Body()]) -> Response[IngestResponse]:
+    """Validate, seal and store; 201 when every event is new, 200 when some were duplicates."""
+    events = body.events if isinstance(body, AuditEventBatch) else [body]
+    result = service.ingest_events(get_transport(), events)
+    metrics.add_metric(name="EventsCreated", unit=MetricUnit.Count, value=result.created)
+    metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=result.duplicates)
+    status = HTTPStatus.CREATED if result.duplicates == 0 else HTTPStatus.OK
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=result)
+
+
+@app.get("/events", summary="List events, newest first", responses=_ERRORS, tags=["events"])
+def get_events(
+    user_id: Annotated[str | None, Query(max_length=255)] = None,
+    event_type: Annotated[LenientEventType | None, Query()] = None,
+    security_level: Annotated[LenientSecurityLevel | None, Query()] = None,
+    compliance_tag: Annotated[LenientStandard | None, Query()] = None,
+    start: Annotated[datetime | None, Query(alias="from", description="Inclusive lower bound on timestamp")] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="Exclusive upper bound on timestamp")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    order: Annotated[str, Query(pattern="^(asc|desc)$", description="By seq: desc (default) or asc")] = "desc",
+) -> EventPage:
+    """One page of events matching all filters; `next_cursor` is null on the last page."""
+    return service.list_events(
+        get_transport(),
+        user_id=user_id,
+        event_type=event_type,
+        security_level=security_level,
+        compliance_tag=compliance_tag,
+        start=start,
+        end=end,
+        limit=limit,
+        cursor=cursor,
+        descending=order == "desc",
+    )
+
+
+@app.get(
+    "/events/<event_id>",
+    summary="One event with its integrity fields",
+    responses={404: {"description": "Unknown event_id"}, **_ERRORS},
+    tags=["events"],
+)
+def get_event(event_id: Annotated[str, Path(max_length=255)]) -> StoredEvent:
+    """The stored event, or 404."""
+    event = service.get_event(get_transport(), event_id)
+    if event is None:
+        raise NotFound(f"event_id: no event {event_id!r}")
+    return event
+
+
+@app.get("/integrity/verify", summary="Verify the hash chain over a seq range", responses=_ERRORS, tags=["integrity"])
+def verify(
+    from_seq: Annotated[int, Query(ge=1)] = 1,
+    to_seq: Annotated[int | None, Query(ge=1, description="Default: the chain head")] = None,
+) -> VerifyResponse:
+    """Recompute checksums and links; name the first bad seq and why."""
+    result = service.verify_chain(
+        get_transport(), from_seq=from_seq, to_seq=to_seq, max_rows=get_settings().verify_max_rows
+    )
+    metrics.add_metric(name="ChainVerified", unit=MetricUnit.Count, value=result.checked)
+    if not result.valid:
+        logger.error("chain verification failed", extra=result.model_dump())
+        metrics.add_metric(name="ChainInvalid", unit=MetricUnit.Count, value=1)
+    return result
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[ErrorResponse]:
+    return validation_error_response(exc.errors())
+
+
+@app.exception_handler(AuditError)
+def _domain_error(exc: AuditError) -> Response[ErrorResponse]:
+    return error_response(exc)
+
+
+@app.not_found
+def _no_route(_exc: Exception) -> Response[ErrorResponse]:
+    return error_response(NotFound(f"no route {app.current_event.http_method} {app.current_event.path}"))
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response[ErrorResponse]:
+    logger.exception("unhandled error")
+    return error_response(AuditError("internal error; it has been logged"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """API Gateway proxy event in, proxy response out."""
+    body = event.get("body") or ""
+    if len(body) > MAX_BODY_BYTES:
+        # Refused before parsing: reading a huge body is the cost an attacker wants us to pay.
+        return proxy_error(PayloadTooLarge(f"body: {len(body)} bytes; the limit is {MAX_BODY_BYTES}; split the batch"))
+    return app.resolve(event, context)

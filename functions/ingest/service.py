@@ -1,0 +1,149 @@
+"""Ingest logic: knows events and the SQL API, nothing of Lambda or HTTP."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from audit_common.api import EventPage, EventResult, IngestResponse, StoredEvent, VerifyResponse
+from audit_common.db import Transport
+from audit_common.errors import BadRequest
+from audit_common.integrity import GENESIS_HASH, ChainVerifier, canonical_bytes, sealed_object
+from audit_common.models import AuditEventIn, ComplianceStandard, EventType, SecurityLevel
+
+SEGMENT_ROWS = 5000
+
+
+def seal_for_storage(event: AuditEventIn) -> dict[str, Any]:
+    """The event's sealed object plus its checksum, as the SQL API's `ingest_events` takes it."""
+    sealed = sealed_object(event.sealed_fields())
+    record = dict(sealed)
+    record["checksum"] = hashlib.sha256(canonical_bytes(sealed)).hexdigest()
+    return record
+
+
+def ingest_events(transport: Transport, events: Sequence[AuditEventIn]) -> IngestResponse:
+    """Store validated events in one call; replays of stored event_ids come back as duplicates."""
+    outcomes = transport.call("ingest_events", {"p_events": [seal_for_storage(event) for event in events]})
+    results = [EventResult.model_validate(outcome) for outcome in outcomes]
+    created = sum(1 for result in results if result.status == "created")
+    return IngestResponse(results=results, created=created, duplicates=len(results) - created)
+
+
+def encode_cursor(seq: int, descending: bool) -> str:
+    """An opaque page cursor: the last seq served and the direction."""
+    raw = orjson.dumps({"v": 1, "seq": seq, "desc": descending})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, descending: bool) -> int:
+    """The seq a cursor continues after; refuses foreign, corrupt or wrong-direction cursors."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        seq = data["seq"]
+        if data.get("v") != 1 or not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ValueError("unknown cursor")
+    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise BadRequest("cursor: not a cursor this API issued") from None
+    if data.get("desc") is not descending:
+        raise BadRequest("cursor: issued for the other sort order")
+    return seq
+
+
+def list_events(
+    transport: Transport,
+    *,
+    user_id: str | None = None,
+    event_type: EventType | None = None,
+    security_level: SecurityLevel | None = None,
+    compliance_tag: ComplianceStandard | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    descending: bool = True,
+) -> EventPage:
+    """One page of events matching every given filter, newest first unless `descending` is False."""
+    if start is not None and end is not None and start >= end:
+        raise BadRequest("from: must be earlier than to")
+    rows = transport.call(
+        "list_events",
+        {
+            "p_user_id": user_id,
+            "p_event_type": event_type.value if event_type else None,
+            "p_security_level": security_level.value if security_level else None,
+            "p_compliance_tag": compliance_tag.value if compliance_tag else None,
+            "p_from": start,
+            "p_to": end,
+            "p_after_seq": decode_cursor(cursor, descending) if cursor else None,
+            "p_limit": limit,
+            "p_descending": descending,
+        },
+    )
+    events = [StoredEvent.model_validate(row) for row in rows]
+    next_cursor = encode_cursor(events[-1].seq, descending) if len(events) == limit else None
+    return EventPage(events=events, next_cursor=next_cursor)
+
+
+def get_event(transport: Transport, event_id: str) -> StoredEvent | None:
+    """The stored event with this id, or None."""
+    row = transport.call("get_event", {"p_event_id": event_id})
+    return None if row is None else StoredEvent.model_validate(row)
+
+
+def verify_chain(
+    transport: Transport, *, from_seq: int = 1, to_seq: int | None = None, max_rows: int = 200_000
+) -> VerifyResponse:
+    """Recompute every checksum and link over [from_seq, to_seq] (default: to the chain head).
+
+    The head is read first, so events arriving during verification do not count as missing;
+    a range that reaches the head also checks that no event after the last row was removed.
+    A range that starts mid-chain is linked to the stored chain_hash of the event before it.
+    """
+    if to_seq is not None and to_seq < from_seq:
+        raise BadRequest("to_seq: must not be smaller than from_seq")
+    state = transport.call("chain_state", {"p_before_seq": from_seq})
+    head_seq: int = state["head_seq"]
+    end = head_seq if to_seq is None else min(to_seq, head_seq)
+    stop = min(end, from_seq + max_rows - 1)
+    prev_hex: str | None = state["prev_chain_hash"]
+    if prev_hex is None:
+        # The event before the range is gone, so nothing in the range can be linked to the chain.
+        prev_hex, from_seq = GENESIS_HASH.hex(), from_seq - 1 if from_seq > 1 else from_seq
+        stop = end = from_seq - 1 if from_seq > 1 else 0
+
+    verifier = ChainVerifier(expected_prev_hash=bytes.fromhex(prev_hex), expected_first_seq=max(from_seq, 1))
+    cursor = from_seq
+    while cursor <= stop:
+        rows = transport.call("chain_segment", {"p_from_seq": cursor, "p_to_seq": stop, "p_limit": SEGMENT_ROWS})
+        if not rows:
+            break
+        verifier.feed_many(rows)
+        if verifier.failed:
+            break
+        cursor = rows[-1]["seq"] + 1
+    if stop == head_seq:
+        result = verifier.finish(expected_head_seq=head_seq, expected_head_hash=bytes.fromhex(state["head_chain_hash"]))
+    else:
+        result = verifier.result()
+    complete = stop == end or not result.valid
+    return VerifyResponse(
+        valid=result.valid,
+        checked=result.checked,
+        redacted=result.redacted,
+        first_invalid_seq=result.first_invalid_seq,
+        reason=result.reason,
+        message=result.message,
+        chain_id=str(state["chain_id"]),
+        from_seq=from_seq,
+        to_seq=stop,
+        head_seq=head_seq,
+        complete=complete,
+        next_from_seq=None if complete else stop + 1,
+    )

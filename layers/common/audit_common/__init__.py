@@ -1,0 +1,1 @@
+"""Shared library of the audit trail: models, integrity, transport, settings and observability."""

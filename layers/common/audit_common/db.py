@@ -1,0 +1,246 @@
+"""Data access: one small interface over the database's SQL API, two implementations.
+
+Every function in the `audit` schema returns jsonb, so both transports give Python the same
+JSON values. `PostgresTransport` (psycopg 3) is used when a database URL is configured; it
+never uses server-side prepared statements, so it works through Supavisor's transaction
+pooler. `PostgrestTransport` calls the same functions over Supabase's REST API (`/rpc/`),
+for deployments that only hold the project URL and service role key.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+
+import orjson
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.types.json import Jsonb, set_json_loads
+
+from audit_common.errors import AuditError, ConfigurationError, InvalidInput, ServiceUnavailable
+from audit_common.observability import logger
+from audit_common.settings import Settings, get_settings
+
+SCHEMA: Final = "audit"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class Transport(Protocol):
+    """Calls one SQL API function by name with named arguments and returns its JSON result."""
+
+    def call(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run `audit.<function>(name => value, ...)` and return the decoded jsonb result."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def _check_identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a SQL API identifier: {name!r}")
+    return name
+
+
+def _orjson_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class PostgresTransport:
+    """psycopg 3 over one lazily opened connection, reused across Lambda invocations.
+
+    Each call is one statement in autocommit mode (one round trip) or, with a role to assume,
+    one short transaction. A dropped connection is reopened and the call retried once: every
+    SQL API function is safe to repeat (ingest is idempotent by event_id, the rest read).
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        role: str | None = None,
+        connect_timeout: int = 5,
+        statement_timeout_ms: int = 20_000,
+        application_name: str = "audit-trail",
+    ) -> None:
+        self._conninfo = conninfo
+        self._role = _check_identifier(role) if role else None
+        self._connect_kwargs: dict[str, Any] = {
+            "connect_timeout": connect_timeout,
+            "application_name": application_name,
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+        }
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            # prepare_threshold=None: Supavisor's transaction mode cannot keep prepared statements.
+            self._conn = psycopg.connect(
+                self._conninfo, autocommit=True, prepare_threshold=None, **self._connect_kwargs
+            )
+            set_json_loads(orjson.loads, self._conn)
+        return self._conn
+
+    def call(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run `audit.<function>(...)`; map driver errors to the API's domain errors."""
+        query, params = self._statement(function, args or {})
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    return self._execute(query, params)
+                except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
+                    if attempt == 2:
+                        raise ServiceUnavailable("the event store is busy; retry later") from exc
+                except (pg_errors.OperationalError, pg_errors.InterfaceError) as exc:
+                    if isinstance(exc, pg_errors.QueryCanceled):
+                        raise ServiceUnavailable("the database did not answer in time") from exc
+                    if attempt == 2 or not self._is_connection_lost():
+                        logger.warning("database unavailable", extra={"function": function, "error": str(exc)})
+                        raise ServiceUnavailable("the event store is unavailable; retry later") from exc
+                    logger.info("database connection lost, reconnecting", extra={"function": function})
+                    self.close()
+                except pg_errors.Error as exc:
+                    raise _domain_error(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _is_connection_lost(self) -> bool:
+        return self._conn is None or self._conn.closed or self._conn.broken
+
+    def _statement(self, function: str, args: Mapping[str, Any]) -> tuple[sql.Composed, dict[str, Any]]:
+        named = sql.SQL(", ").join(
+            sql.SQL("{} => {}").format(sql.Identifier(_check_identifier(name)), sql.Placeholder(name))
+            for name in args
+        )
+        query = sql.SQL("select {}.{}({})").format(
+            sql.Identifier(SCHEMA), sql.Identifier(_check_identifier(function)), named
+        )
+        params = {
+            name: Jsonb(value, dumps=_orjson_dumps) if isinstance(value, dict | list) else value
+            for name, value in args.items()
+        }
+        return query, params
+
+    def _execute(self, query: sql.Composed, params: dict[str, Any]) -> Any:
+        conn = self._connection()
+        if self._role is None:
+            row = conn.execute(query, params).fetchone()
+        else:
+            with conn.transaction():
+                conn.execute(sql.SQL("set local role {}").format(sql.Identifier(self._role)))
+                row = conn.execute(query, params).fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        """Close the connection (the next call reconnects)."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+def _domain_error(exc: pg_errors.Error) -> AuditError:
+    """Database refusals that reach here are input the Python validation let through."""
+    diag = exc.diag
+    message = diag.message_primary or str(exc)
+    if isinstance(exc, pg_errors.DataError | pg_errors.IntegrityError | pg_errors.InvalidParameterValue):
+        return InvalidInput(f"the event store refused the input: {message}")
+    if isinstance(exc, pg_errors.InsufficientPrivilege):
+        return ConfigurationError(f"the database role lacks a grant: {message}")
+    logger.exception("database error", extra={"sqlstate": exc.sqlstate})
+    return ServiceUnavailable("the event store failed to answer; retry later")
+
+
+class PostgrestTransport:
+    """The same SQL API over Supabase's REST API (PostgREST `POST /rest/v1/rpc/<function>`).
+
+    Uses postgrest-py, the client inside supabase-py, directly: `rpc` is all we need, and the
+    full supabase client costs about 0.4 s of cold start for auth, storage and realtime.
+    """
+
+    def __init__(self, url: str, service_role_key: str, *, timeout: float = 20.0) -> None:
+        from postgrest import SyncPostgrestClient  # imported here: only this transport needs it
+
+        self._client = SyncPostgrestClient(
+            base_url=f"{url.rstrip('/')}/rest/v1",
+            schema=SCHEMA,
+            headers={"apikey": service_role_key, "Authorization": f"Bearer {service_role_key}"},
+            timeout=timeout,
+        )
+
+    def call(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
+        """POST the named arguments to `/rpc/<function>` with `Content-Profile: audit`."""
+        from postgrest.exceptions import APIError
+
+        try:
+            response = self._client.rpc(_check_identifier(function), dict(args or {})).execute()
+        except APIError as exc:
+            if exc.code and exc.code.startswith(("22", "23")):
+                raise InvalidInput(f"the event store refused the input: {exc.message}") from exc
+            raise ServiceUnavailable(f"the event store failed to answer: {exc.message}") from exc
+        except Exception as exc:  # network errors from httpx; the call is safe to retry
+            raise ServiceUnavailable("the event store is unavailable; retry later") from exc
+        return response.data
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._client.session.close()
+
+
+def transport_from_settings(settings: Settings) -> Transport:
+    """Pick the transport the settings describe: Postgres URL first, then Supabase REST."""
+    database_url = settings.database_url.get_secret_value() if settings.database_url else None
+    if database_url is None and settings.database_secret_arn:
+        database_url = _secret(settings.database_secret_arn, settings.secret_max_age_seconds)
+    if database_url:
+        return PostgresTransport(
+            database_url,
+            role=settings.database_role,
+            connect_timeout=settings.connect_timeout_seconds,
+            statement_timeout_ms=settings.statement_timeout_ms,
+        )
+    key = settings.supabase_service_role_key.get_secret_value() if settings.supabase_service_role_key else None
+    if key is None and settings.supabase_key_secret_arn:
+        key = _secret(settings.supabase_key_secret_arn, settings.secret_max_age_seconds)
+    if settings.supabase_url and key:
+        return PostgrestTransport(settings.supabase_url, key)
+    raise ConfigurationError(
+        "no event store configured: set DATABASE_URL (or AUDIT_DATABASE_SECRET_ARN), "
+        "or SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY (or AUDIT_SUPABASE_KEY_SECRET_ARN)"
+    )
+
+
+def _secret(arn: str, max_age: int) -> str:
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(arn, max_age=max_age)
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"secret {arn} is empty or not a string")
+    return value
+
+
+_transport: Transport | None = None
+_transport_lock = threading.Lock()
+
+
+def get_transport() -> Transport:
+    """The process-wide transport, created on first use and kept for warm invocations."""
+    global _transport  # noqa: PLW0603 - one connection per Lambda execution environment, by design
+    with _transport_lock:
+        if _transport is None:
+            _transport = transport_from_settings(get_settings())
+        return _transport
+
+
+def reset_transport() -> None:
+    """Forget the process-wide transport (tests, or after settings change)."""
+    global _transport  # noqa: PLW0603
+    with _transport_lock:
+        if _transport is not None:
+            _transport.close()
+        _transport = None

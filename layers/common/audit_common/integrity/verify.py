@@ -1,0 +1,296 @@
+"""Streaming verification of a range of the hash chain, as rows come from the database's SQL API.
+
+Used by ``GET /integrity/verify`` and by the offline ``audit-trail verify``. Rows are fed in seq order,
+one page at a time if need be; memory stays constant. Each row is checked for, in this order:
+
+1. its ``seq`` follows the previous one (``missing`` on a gap; a repeated seq is ``inserted``);
+2. its ``prev_hash`` is the previous row's ``chain_hash`` (else ``reordered`` when it and the next row
+   are an adjacent swap, otherwise ``inserted``);
+3. ``chain_hash == SHA-256(prev_hash || checksum)`` (``chain_hash_mismatch``);
+4. unless redacted, the checksum recomputed from the sealed fields equals ``checksum`` (``modified``,
+   or ``redacted_without_record`` when the payload looks blanked but no redaction was recorded).
+
+Redacted rows (``redacted_at`` set) skip step 4 by design: redaction blanks the payload but keeps
+``checksum`` and the links, so the chain still proves nothing was removed or reordered.
+Verification stops at the first failure. Step 2 needs one row of lookahead, so a row is judged when
+the next one arrives or when ``result()``/``finish()`` is called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Any
+
+from audit_common.integrity.chain import GENESIS_HASH, HASH_SIZE
+from audit_common.integrity.seal import event_checksum
+
+__all__ = ["ChainVerifier", "FailureKind", "VerificationResult"]
+
+# What a redaction blanks (docs/integrity.md, "Failure kinds"): used only to name a failure better.
+_BLANKED_FIELDS = ("user_email", "ip_address", "user_agent")
+
+
+class FailureKind(StrEnum):
+    """Why verification failed (``VerificationResult.reason``); the values are part of the API."""
+
+    MODIFIED = "modified"
+    CHAIN_HASH_MISMATCH = "chain_hash_mismatch"
+    MISSING = "missing"
+    REORDERED = "reordered"
+    INSERTED = "inserted"
+    TRUNCATED = "truncated"
+    REDACTED_WITHOUT_RECORD = "redacted_without_record"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerificationResult:
+    """Outcome of verifying a range.
+
+    ``checked`` counts rows verified good (the failing row is not counted), ``redacted`` the redacted
+    ones among them. ``last_seq``/``last_chain_hash`` describe the last good row (or the starting point
+    when none was): a caller can resume from there. On failure, ``first_invalid_seq`` names the first
+    bad seq, ``reason`` is a ``FailureKind`` value and ``message`` a sentence for humans.
+    """
+
+    valid: bool
+    checked: int
+    redacted: int
+    first_invalid_seq: int | None
+    reason: str | None
+    message: str | None
+    last_seq: int
+    last_chain_hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Failure:
+    seq: int
+    kind: FailureKind
+    message: str
+
+
+def _hash_value(value: object) -> bytes | None:
+    """A stored hash as raw bytes: 64 hex digits or 32 raw bytes; ``None`` when it is neither."""
+    if isinstance(value, str):
+        if len(value) != 2 * HASH_SIZE:
+            return None
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        return raw if len(raw) == HASH_SIZE else None
+    return None
+
+
+def _seq_of(row: Mapping[str, Any]) -> int:
+    seq = row.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        # Not evidence of tampering but of a caller bug (the SQL API always returns seq): fail loudly.
+        raise ValueError(f"row has no integer seq: {seq!r}")
+    return seq
+
+
+def _looks_blanked(row: Mapping[str, Any]) -> bool:
+    return all(row.get(field) is None for field in _BLANKED_FIELDS) and not row.get("details")
+
+
+def _short(digest: bytes | None) -> str:
+    return "an unreadable value" if digest is None else digest.hex()[:16] + "..."
+
+
+class ChainVerifier:
+    """Verify rows of one chain in seq order, starting after a known point (genesis by default).
+
+    ``feed``/``feed_many`` rows, then call ``result()`` (or ``finish()`` to also compare with the chain
+    head). Either closes the verifier: feeding afterwards raises ``RuntimeError``.
+    """
+
+    def __init__(self, expected_prev_hash: bytes = GENESIS_HASH, expected_first_seq: int = 1) -> None:
+        """Start at ``expected_first_seq`` whose ``prev_hash`` must be ``expected_prev_hash``.
+
+        For a range that starts mid-chain, pass the ``chain_hash`` of the row before it (from a row
+        already verified, or from a signed digest).
+        """
+        if len(expected_prev_hash) != HASH_SIZE:
+            raise ValueError(f"expected_prev_hash must be {HASH_SIZE} bytes")
+        if expected_first_seq < 1:
+            raise ValueError("seq starts at 1")
+        self._next_seq = expected_first_seq
+        self._prev_hash = bytes(expected_prev_hash)
+        self._pending: Mapping[str, Any] | None = None
+        self._checked = 0
+        self._redacted = 0
+        self._failure: _Failure | None = None
+        self._closed = False
+
+    def feed(self, row: Mapping[str, Any]) -> None:
+        """Add the next row (a dict as the SQL API returns it). Ignored once a failure was found."""
+        if self._closed:
+            raise RuntimeError("this verifier already produced its result")
+        if self._failure is not None:
+            return
+        if self._pending is not None:
+            self._check(self._pending, row)
+        self._pending = row
+
+    def feed_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Feed rows in order; stops consuming the iterable at the first failure."""
+        for row in rows:
+            self.feed(row)
+            if self._failure is not None:
+                return
+
+    @property
+    def failed(self) -> bool:
+        """True once a failure was found (later rows are ignored); does not close the verifier."""
+        return self._failure is not None
+
+    def result(self) -> VerificationResult:
+        """Judge the last pending row and return the outcome (closes the verifier)."""
+        self._flush()
+        failure = self._failure
+        return VerificationResult(
+            valid=failure is None,
+            checked=self._checked,
+            redacted=self._redacted,
+            first_invalid_seq=None if failure is None else failure.seq,
+            reason=None if failure is None else failure.kind.value,
+            message=None if failure is None else failure.message,
+            last_seq=self._next_seq - 1,
+            last_chain_hash=self._prev_hash.hex(),
+        )
+
+    def finish(self, expected_head_seq: int, expected_head_hash: bytes) -> VerificationResult:
+        """Like ``result()``, and also check the range ends at the chain head (seq and chain_hash).
+
+        Feed rows only up to ``expected_head_seq``: read the head first, then ``seq <= head``.
+        Fewer rows, or a different last hash, is ``truncated``.
+        """
+        self._flush()
+        if self._failure is None:
+            last_seq = self._next_seq - 1
+            if last_seq > expected_head_seq:
+                raise ValueError(f"rows go up to seq {last_seq}, past the head {expected_head_seq}")
+            if last_seq < expected_head_seq:
+                self._failure = _Failure(
+                    last_seq + 1,
+                    FailureKind.TRUNCATED,
+                    f"the chain head is at seq {expected_head_seq} but the rows end at seq {last_seq}: "
+                    f"events {last_seq + 1}..{expected_head_seq} were removed",
+                )
+            elif self._prev_hash != expected_head_hash:
+                self._failure = _Failure(
+                    expected_head_seq,
+                    FailureKind.TRUNCATED,
+                    f"the chain head records a different chain_hash for seq {expected_head_seq} "
+                    f"({_short(expected_head_hash)}, rows give {_short(self._prev_hash)}): "
+                    "the chain was cut and rebuilt",
+                )
+        return self.result()
+
+    def _flush(self) -> None:
+        self._closed = True
+        if self._pending is not None and self._failure is None:
+            self._check(self._pending, None)
+        self._pending = None
+
+    def _fail(self, seq: int, kind: FailureKind, message: str) -> None:
+        self._failure = _Failure(seq, kind, message)
+
+    def _check(self, row: Mapping[str, Any], next_row: Mapping[str, Any] | None) -> None:
+        seq = _seq_of(row)
+        expected = self._next_seq
+        if seq != expected:
+            self._check_sequence(seq, expected, next_row)
+            return
+        prev_hash = _hash_value(row.get("prev_hash"))
+        if prev_hash != self._prev_hash:
+            self._check_link(seq, prev_hash, row, next_row)
+            return
+        checksum = _hash_value(row.get("checksum"))
+        stored_chain_hash = _hash_value(row.get("chain_hash"))
+        computed_chain_hash = None if checksum is None else hashlib.sha256(prev_hash + checksum).digest()
+        if stored_chain_hash is None or computed_chain_hash != stored_chain_hash:
+            self._fail(
+                seq,
+                FailureKind.CHAIN_HASH_MISMATCH,
+                f"event seq {seq}: stored chain_hash {_short(stored_chain_hash)} is not "
+                f"SHA-256(prev_hash || checksum) = {_short(computed_chain_hash)}",
+            )
+            return
+        if row.get("redacted_at") is None:
+            try:
+                recomputed: bytes | None = event_checksum(row)
+            except ValueError:
+                recomputed = None  # a value that cannot be sealed cannot be what was sealed
+            if recomputed != checksum:
+                if _looks_blanked(row):
+                    self._fail(
+                        seq,
+                        FailureKind.REDACTED_WITHOUT_RECORD,
+                        f"event seq {seq} has a blanked payload but no redaction record "
+                        "(redacted_at is null): it was erased outside the redaction function",
+                    )
+                else:
+                    self._fail(
+                        seq,
+                        FailureKind.MODIFIED,
+                        f"event seq {seq} was modified: its checksum recomputed from the stored fields "
+                        f"is {_short(recomputed)}, the stored checksum is {_short(checksum)}",
+                    )
+                return
+        else:
+            self._redacted += 1
+        self._checked += 1
+        self._next_seq = seq + 1
+        self._prev_hash = stored_chain_hash
+
+    def _check_sequence(self, seq: int, expected: int, next_row: Mapping[str, Any] | None) -> None:
+        if seq < expected:
+            self._fail(
+                seq,
+                FailureKind.INSERTED,
+                f"seq {seq} appears after seq {expected - 1}: an extra row was inserted",
+            )
+        elif next_row is not None and next_row.get("seq") == expected and seq == expected + 1:
+            self._fail(
+                expected,
+                FailureKind.REORDERED,
+                f"seq {seq} comes before seq {expected}: rows are out of order",
+            )
+        else:
+            gap = str(expected) if seq == expected + 1 else f"{expected}..{seq - 1}"
+            self._fail(expected, FailureKind.MISSING, f"event seq {gap} is missing (rows jump to seq {seq})")
+
+    def _check_link(
+        self, seq: int, prev_hash: bytes | None, row: Mapping[str, Any], next_row: Mapping[str, Any] | None
+    ) -> None:
+        # An adjacent swap leaves a telltale pair: the next row links to our predecessor, and this row
+        # links to the next one. Anything else that does not link is a row that does not belong here.
+        if (
+            next_row is not None
+            and _hash_value(next_row.get("prev_hash")) == self._prev_hash
+            and prev_hash is not None
+            and prev_hash == _hash_value(next_row.get("chain_hash"))
+        ):
+            self._fail(
+                seq,
+                FailureKind.REORDERED,
+                f"event seq {seq} and seq {seq + 1} are swapped: each links to the other's predecessor",
+            )
+            return
+        self._fail(
+            seq,
+            FailureKind.INSERTED,
+            f"event seq {seq} does not link to seq {seq - 1} (prev_hash {_short(prev_hash)}, expected "
+            f"{_short(self._prev_hash)}): a row was inserted here or the chain was rewritten before it",
+        )

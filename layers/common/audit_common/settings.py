@@ -1,0 +1,44 @@
+"""Settings parsed from the environment once, lazily (importing this module reads nothing)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the event store is and how to reach it.
+
+    The Postgres transport is used when a database URL is available (directly, or from the
+    Secrets Manager secret named by `AUDIT_DATABASE_SECRET_ARN` in Lambda); otherwise the
+    Supabase (PostgREST) transport when the project URL and service role key are available.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUDIT_", extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AUDIT_DATABASE_URL", "DATABASE_URL")
+    )
+    database_secret_arn: str | None = None
+    database_role: str | None = Field(
+        default=None,
+        description="Role to SET LOCAL for every call (e.g. service_role when the login role is broader).",
+    )
+    supabase_url: str | None = Field(default=None, validation_alias=AliasChoices("AUDIT_SUPABASE_URL", "SUPABASE_URL"))
+    supabase_service_role_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AUDIT_SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_ROLE_KEY"),
+    )
+    supabase_key_secret_arn: str | None = None
+    connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
+    statement_timeout_ms: int = Field(default=20_000, ge=100, le=900_000)
+    secret_max_age_seconds: int = Field(default=300, ge=0)
+    verify_max_rows: int = Field(default=200_000, ge=1, description="Rows one /integrity/verify call checks.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
+    return Settings()
