@@ -7,6 +7,7 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 import orjson
+from pydantic import ValidationError
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
@@ -14,16 +15,26 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from audit_common.api import ErrorResponse, EventPage, IngestRequest, IngestResponse, StoredEvent, VerifyResponse
+from audit_common.api import (
+    ErrorResponse,
+    EventPage,
+    ingest_request_adapter,
+    IngestResponse,
+    StoredEvent,
+    VerifyResponse,
+    events_of,
+)
 from audit_common.db import get_transport
 from audit_common.errors import AuditError, NotFound, PayloadTooLarge
 from audit_common.http import error_response, proxy_error, validation_error_response
-from audit_common.models import AuditEventBatch, LenientEventType, LenientSecurityLevel, LenientStandard
+from audit_common.models import LenientEventType, LenientSecurityLevel, LenientStandard
 from audit_common.observability import logger, metrics, tracer
 from audit_common.settings import get_settings
 from ingest import service
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# Any JSON value: the route validates the body itself (see post_events).
+JsonBody = dict[str, Any] | list[Any] | str | int | float | bool
 
 
 def _dumps(value: Any) -> str:
@@ -49,10 +60,16 @@ _ERRORS: dict[int | HTTPStatus, dict[str, Any]] = {
     responses={201: {"description": "All events created"}, 200: {"description": "Some were already stored"}, **_ERRORS},
     tags=["events"],
 )
-def post_events(body: Annotated[IngestRequest, Body()]) -> Response[IngestResponse]:
+def post_events(body: Annotated[JsonBody, Body()]) -> Response[IngestResponse]:
     """Validate, seal and store; 201 when every event is new, 200 when some were duplicates."""
-    events = body.events if isinstance(body, AuditEventBatch) else [body]
-    result = service.ingest_events(get_transport(), events)
+    # Validated here rather than by the resolver: Powertools reduces a JSON array to its first
+    # element for a body type it does not recognise as a sequence (a tagged union), which would
+    # silently drop events. ingest.openapi documents the real request schema.
+    try:
+        request = ingest_request_adapter.validate_python(body)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    result = service.ingest_events(get_transport(), events_of(request))
     metrics.add_metric(name="EventsCreated", unit=MetricUnit.Count, value=result.created)
     metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=result.duplicates)
     status = HTTPStatus.CREATED if result.duplicates == 0 else HTTPStatus.OK
@@ -111,7 +128,10 @@ def verify(
     )
     metrics.add_metric(name="ChainVerified", unit=MetricUnit.Count, value=result.checked)
     if not result.valid:
-        logger.error("chain verification failed", extra=result.model_dump())
+        logger.error(
+            "chain verification failed",
+            extra={"first_invalid_seq": result.first_invalid_seq, "reason": result.reason, "detail": result.message},
+        )
         metrics.add_metric(name="ChainInvalid", unit=MetricUnit.Count, value=1)
     return result
 

@@ -14,7 +14,7 @@ import orjson
 from audit_common.api import EventPage, EventResult, IngestResponse, StoredEvent, VerifyResponse
 from audit_common.db import Transport
 from audit_common.errors import BadRequest
-from audit_common.integrity import GENESIS_HASH, ChainVerifier, canonical_bytes, sealed_object
+from audit_common.integrity import ChainVerifier, FailureKind, canonical_bytes, sealed_object
 from audit_common.models import AuditEventIn, ComplianceStandard, EventType, SecurityLevel
 
 SEGMENT_ROWS = 5000
@@ -115,10 +115,22 @@ def verify_chain(
     prev_hex: str | None = state["prev_chain_hash"]
     if prev_hex is None:
         # The event before the range is gone, so nothing in the range can be linked to the chain.
-        prev_hex, from_seq = GENESIS_HASH.hex(), from_seq - 1 if from_seq > 1 else from_seq
-        stop = end = from_seq - 1 if from_seq > 1 else 0
+        return VerifyResponse(
+            valid=False,
+            checked=0,
+            redacted=0,
+            first_invalid_seq=from_seq - 1,
+            reason=FailureKind.MISSING.value,
+            message=f"event seq {from_seq - 1} is missing: the range cannot be linked to the chain",
+            chain_id=str(state["chain_id"]),
+            from_seq=from_seq,
+            to_seq=from_seq - 1,
+            head_seq=head_seq,
+            complete=True,
+            next_from_seq=None,
+        )
 
-    verifier = ChainVerifier(expected_prev_hash=bytes.fromhex(prev_hex), expected_first_seq=max(from_seq, 1))
+    verifier = ChainVerifier(expected_prev_hash=bytes.fromhex(prev_hex), expected_first_seq=from_seq)
     cursor = from_seq
     while cursor <= stop:
         rows = transport.call("chain_segment", {"p_from_seq": cursor, "p_to_seq": stop, "p_limit": SEGMENT_ROWS})

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from audit_common.models import AuditEventBatch, AuditEventIn
+from audit_common.models import MAX_BATCH_EVENTS, AuditEventBatch, AuditEventIn
 
 
 def _ingest_shape(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
     return "batch" if isinstance(value, dict) and "events" in value else "event"
 
 
+EventList = Annotated[list[AuditEventIn], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
 IngestRequest = Annotated[
-    Annotated[AuditEventBatch, Tag("batch")] | Annotated[AuditEventIn, Tag("event")],
+    Annotated[AuditEventBatch, Tag("batch")] | Annotated[EventList, Tag("list")] | Annotated[AuditEventIn, Tag("event")],
     Discriminator(_ingest_shape),
 ]
-"""`POST /events` takes one event, or `{"events": [...]}` with up to 1000."""
+"""`POST /events` takes one event, `{"events": [...]}` or a bare JSON array, with up to 1000 events."""
+
+ingest_request_adapter: TypeAdapter[AuditEventBatch | list[AuditEventIn] | AuditEventIn] = TypeAdapter(IngestRequest)
+
+
+def events_of(body: AuditEventBatch | list[AuditEventIn] | AuditEventIn) -> list[AuditEventIn]:
+    """The events of any accepted request shape, in order."""
+    if isinstance(body, AuditEventBatch):
+        return body.events
+    return body if isinstance(body, list) else [body]
 
 
 class EventResult(BaseModel):

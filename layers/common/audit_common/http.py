@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from audit_common.errors import AuditError, BadRequest, FieldError, InvalidInput
 from audit_common.models import EVENT_ID_PATTERN, MAX_BATCH_EVENTS, NO_NUL_PATTERN
 
-_UNION_TAGS: Final = frozenset({"batch", "event"})
+_UNION_TAGS: Final = frozenset({"batch", "event", "list"})
 _MESSAGES: Final[dict[str, str]] = {
     "missing": "is required",
     "extra_forbidden": "is not a field of this object",
@@ -77,11 +77,14 @@ def _field_error(error: Any) -> FieldError:
     source = loc.pop(0) if loc and loc[0] in ("body", "query", "path", "header") else "body"
     index: int | None = None
     if source == "body":
-        if loc and loc[0] in _UNION_TAGS:
-            tag = loc.pop(0)
-            if tag == "event":
-                index = 0
-        if len(loc) >= 2 and loc[0] == "events" and isinstance(loc[1], int):
+        tag = loc.pop(0) if loc and loc[0] in _UNION_TAGS else None
+        if tag == "event":
+            index = 0
+        elif tag == "list" and loc and isinstance(loc[0], int):
+            index = loc.pop(0)
+        elif tag == "list":
+            loc = ["events"]
+        elif len(loc) >= 2 and loc[0] == "events" and isinstance(loc[1], int):
             index = loc[1]
             loc = loc[2:]
     field = _path(loc) or "body"
