@@ -7,22 +7,23 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 import orjson
-from pydantic import ValidationError
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from audit_common.api import (
     ErrorResponse,
     EventPage,
-    ingest_request_adapter,
     IngestResponse,
     StoredEvent,
     VerifyResponse,
     events_of,
+    ingest_request_adapter,
 )
 from audit_common.db import get_transport
 from audit_common.errors import AuditError, NotFound, PayloadTooLarge
@@ -30,6 +31,7 @@ from audit_common.http import error_response, proxy_error, validation_error_resp
 from audit_common.models import LenientEventType, LenientSecurityLevel, LenientStandard
 from audit_common.observability import logger, metrics, tracer
 from audit_common.settings import get_settings
+from audit_common.verification import verify_chain
 from ingest import service
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -42,8 +44,11 @@ def _dumps(value: Any) -> str:
 
 
 app = APIGatewayRestResolver(enable_validation=True, serializer=_dumps, json_body_deserializer=orjson.loads)
-_ERRORS: dict[int | HTTPStatus, dict[str, Any]] = {
-    status: {"description": description, "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}}}
+_ERRORS: dict[int, OpenAPIResponse] = {
+    status: {
+        "description": description,
+        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
+    }
     for status, description in (
         (400, "Unreadable request (bad JSON, bad cursor)"),
         (413, "Body larger than 5 MiB"),
@@ -57,7 +62,11 @@ _ERRORS: dict[int | HTTPStatus, dict[str, Any]] = {
     "/events",
     summary="Store one event or a batch of up to 1000",
     description="Idempotent by event_id: a replay answers `duplicate` with the stored seq and hashes.",
-    responses={201: {"description": "All events created"}, 200: {"description": "Some were already stored"}, **_ERRORS},
+    responses={
+        201: {"description": "All events created"},
+        200: {"description": "Some were already stored"},
+        **_ERRORS,
+    },
     tags=["events"],
 )
 def post_events(body: Annotated[JsonBody, Body()]) -> Response[IngestResponse]:
@@ -117,20 +126,27 @@ def get_event(event_id: Annotated[str, Path(max_length=255)]) -> StoredEvent:
     return event
 
 
-@app.get("/integrity/verify", summary="Verify the hash chain over a seq range", responses=_ERRORS, tags=["integrity"])
+@app.get(
+    "/integrity/verify",
+    summary="Verify the hash chain over a seq range",
+    responses=_ERRORS,
+    tags=["integrity"],
+)
 def verify(
     from_seq: Annotated[int, Query(ge=1)] = 1,
     to_seq: Annotated[int | None, Query(ge=1, description="Default: the chain head")] = None,
 ) -> VerifyResponse:
     """Recompute checksums and links; name the first bad seq and why."""
-    result = service.verify_chain(
-        get_transport(), from_seq=from_seq, to_seq=to_seq, max_rows=get_settings().verify_max_rows
-    )
+    result = verify_chain(get_transport(), from_seq=from_seq, to_seq=to_seq, max_rows=get_settings().verify_max_rows)
     metrics.add_metric(name="ChainVerified", unit=MetricUnit.Count, value=result.checked)
     if not result.valid:
         logger.error(
             "chain verification failed",
-            extra={"first_invalid_seq": result.first_invalid_seq, "reason": result.reason, "detail": result.message},
+            extra={
+                "first_invalid_seq": result.first_invalid_seq,
+                "reason": result.reason,
+                "detail": result.message,
+            },
         )
         metrics.add_metric(name="ChainInvalid", unit=MetricUnit.Count, value=1)
     return result

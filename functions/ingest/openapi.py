@@ -26,7 +26,7 @@ def render() -> str:
     document.setdefault("components", {}).setdefault("schemas", {}).update(schema.pop("$defs", {}))
     body = document["paths"]["/events"]["post"]["requestBody"]
     body["content"]["application/json"]["schema"] = schema
-    body["description"] = "One event, {\"events\": [...]} or a JSON array; at most 1000 events."
+    body["description"] = 'One event, {"events": [...]} or a JSON array; at most 1000 events.'
     return json.dumps(document, indent=2, sort_keys=True)
 
 

@@ -74,9 +74,7 @@ def migrate(
             )
         finally:
             conn.execute("select pg_advisory_unlock(hashtext('audit-trail bootstrap'))")
-        done = {
-            row[0] for row in conn.execute("select version from supabase_migrations.schema_migrations")
-        }
+        done = {row[0] for row in conn.execute("select version from supabase_migrations.schema_migrations")}
         for migration in discover(root):
             if migration.version in done:
                 continue

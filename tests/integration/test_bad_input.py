@@ -39,7 +39,13 @@ CASES: list[tuple[str, Any, int, tuple[int | None, str] | None, str]] = [
     ("json-string", "file_upload", 422, (0, "body"), "dictionary"),
     ("unknown-event-type", {**GOOD, "event_type": "file_teleport"}, 422, (0, "event_type"), "file_upload"),
     ("unknown-security-level", {**GOOD, "security_level": "severe"}, 422, (0, "security_level"), "critical"),
-    ("unknown-compliance-tag", {**GOOD, "compliance_tags": ["gdpr", "fisma"]}, 422, (0, "compliance_tags[1]"), "gdpr"),
+    (
+        "unknown-compliance-tag",
+        {**GOOD, "compliance_tags": ["gdpr", "fisma"]},
+        422,
+        (0, "compliance_tags[1]"),
+        "gdpr",
+    ),
     ("unknown-status", {**GOOD, "status": "maybe"}, 422, (0, "status"), "success"),
     ("invalid-ipv4", {**GOOD, "ip_address": "999.1.1.1"}, 422, (0, "ip_address"), "IPv4 or IPv6"),
     ("ip-word", {**GOOD, "ip_address": "unknown"}, 422, (0, "ip_address"), "IPv4 or IPv6"),
@@ -57,7 +63,13 @@ CASES: list[tuple[str, Any, int, tuple[int | None, str] | None, str]] = [
     ("details-65-kib", {**GOOD, "details": {"blob": "x" * (65 * 1024)}}, 422, (0, "details"), "65536"),
     ("details-not-object", {**GOOD, "details": ["a"]}, 422, (0, "details"), "dictionary"),
     ("huge-integer", {**GOOD, "details": {"n": 2**60}}, 422, (0, "details"), "2^53"),
-    ("deep-nesting", {**GOOD, "details": orjson.loads("[" * 40 + "]" * 40) and {"d": orjson.loads("[" * 40 + "]" * 40)}}, 422, (0, "details"), "deeper"),
+    (
+        "deep-nesting",
+        {**GOOD, "details": orjson.loads("[" * 40 + "]" * 40) and {"d": orjson.loads("[" * 40 + "]" * 40)}},
+        422,
+        (0, "details"),
+        "deeper",
+    ),
     ("user-id-number", {**GOOD, "user_id": 12345}, 422, (0, "user_id"), "string"),
     ("tags-not-list", {**GOOD, "compliance_tags": "gdpr"}, 422, (0, "compliance_tags"), "list"),
     ("missing-event-type", without("event_type"), 422, (0, "event_type"), "required"),
@@ -113,7 +125,10 @@ def test_bad_input_is_refused_by_name_and_nothing_is_stored(
 @pytest.mark.usefixtures("configured")
 def test_body_over_the_size_limit_is_413_before_parsing(db: psycopg.Connection[Any]) -> None:
     """Given a 6 MiB body, When posted, Then 413 names the body and nothing is stored."""
-    response = invoke(lambda_handler, proxy_event("POST", "/events", raw_body='{"events": ["' + "x" * (6 * 1024 * 1024) + '"]}'))
+    response = invoke(
+        lambda_handler,
+        proxy_event("POST", "/events", raw_body='{"events": ["' + "x" * (6 * 1024 * 1024) + '"]}'),
+    )
 
     assert response.status == 413
     assert response.body["error"]["message"].startswith("body:")

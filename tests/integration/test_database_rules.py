@@ -73,7 +73,9 @@ class TestChain:
         assert result.valid, result.message
         assert result.checked == 16_000
 
-    def test_rolled_back_savepoint_leaves_no_hole(self, db: psycopg.Connection[Any], transport: PostgresTransport) -> None:
+    def test_rolled_back_savepoint_leaves_no_hole(
+        self, db: psycopg.Connection[Any], transport: PostgresTransport
+    ) -> None:
         """Given an insert rolled back to a savepoint, When more events follow, Then the chain has no gap."""
         events = [AuditEventIn.model_validate(make_event(n)) for n in range(4)]
         payload = [service.seal_for_storage(e) for e in events]
@@ -81,14 +83,17 @@ class TestChain:
             db.execute("select audit.ingest_events(%s::jsonb)", (psycopg.types.json.Jsonb(payload[:1]),))
             with pytest.raises(pg_errors.CheckViolation), db.transaction():
                 db.execute("select audit.ingest_events(%s::jsonb)", (psycopg.types.json.Jsonb(payload[1:2]),))
-                db.execute("select audit.ingest_events(%s::jsonb)", (psycopg.types.json.Jsonb([{**payload[2], "status": "bogus"}]),))
+                db.execute(
+                    "select audit.ingest_events(%s::jsonb)",
+                    (psycopg.types.json.Jsonb([{**payload[2], "status": "bogus"}]),),
+                )
             db.execute("select audit.ingest_events(%s::jsonb)", (psycopg.types.json.Jsonb(payload[3:]),))
 
         assert db.execute("select array_agg(seq order by seq) from audit.audit_events").fetchone() == ([1, 2],)
         assert verify_all(db).valid
 
     def test_insert_that_skips_a_row_after_its_seq_was_assigned_is_refused(self, db: psycopg.Connection[Any]) -> None:
-        """Given a stored event, When a direct INSERT ... ON CONFLICT DO NOTHING replays it, Then the statement fails."""
+        """Given a stored event, When a direct INSERT ON CONFLICT DO NOTHING replays it, Then it fails."""
         event = service.seal_for_storage(AuditEventIn.model_validate(make_event(1)))
         db.execute("select audit.ingest_events(%s::jsonb)", (psycopg.types.json.Jsonb([event]),))
 
@@ -136,7 +141,7 @@ class TestAppendOnly:
     def test_no_role_can_change_or_remove_events(
         self, db: psycopg.Connection[Any], statement: str, role: str, claims: str | None
     ) -> None:
-        """Given stored events, When any role updates, deletes or truncates, Then it fails clearly and nothing changes."""
+        """Given stored events, When any role updates, deletes or truncates, Then it fails and nothing changes."""
         with pytest.raises(pg_errors.InsufficientPrivilege) as caught, db.transaction():
             if role != "owner":
                 as_role(db, role, claims)
@@ -150,10 +155,14 @@ class TestAppendOnly:
     def test_redaction_function_blanks_payload_and_keeps_the_proof(self, db: psycopg.Connection[Any]) -> None:
         """Given an event, When redacted through the function, Then payload is blank, hashes kept, chain verifies."""
         event_id = make_event(1)["event_id"]
-        before = db.execute("select seq, checksum, chain_hash from audit.audit_events where event_id = %s", (event_id,)).fetchone()
+        before = db.execute(
+            "select seq, checksum, chain_hash from audit.audit_events where event_id = %s", (event_id,)
+        ).fetchone()
         with db.transaction():
             as_role(db, "service_role")
-            out = db.execute("select audit.redact_events(%s, 'erasure', 'dpo@example.com', 'req-1')", ([event_id],)).fetchone()
+            out = db.execute(
+                "select audit.redact_events(%s, 'erasure', 'dpo@example.com', 'req-1')", ([event_id],)
+            ).fetchone()
         assert out[0] == {"requested": 1, "redacted": 1}
 
         row = db.execute(
@@ -166,7 +175,9 @@ class TestAppendOnly:
         result = verify_all(db)
         assert result.valid and result.redacted == 1
 
-    def test_redaction_does_not_open_the_table_for_the_rest_of_the_transaction(self, db: psycopg.Connection[Any]) -> None:
+    def test_redaction_does_not_open_the_table_for_the_rest_of_the_transaction(
+        self, db: psycopg.Connection[Any]
+    ) -> None:
         """Given a redaction in a transaction, When the same transaction then updates, Then it is still refused."""
         with pytest.raises(pg_errors.InsufficientPrivilege, match="append-only"), db.transaction():
             db.execute("select audit.redact_events(%s, 'retention', 'retention-job')", ([make_event(0)["event_id"]],))
@@ -185,7 +196,7 @@ class TestAppendOnly:
             with pytest.raises(pg_errors.InsufficientPrivilege), db.transaction():
                 as_role(db, role, AUDITOR_CLAIMS if role == "authenticated" else None)
                 db.execute(
-                    "insert into audit.audit_events (event_id, \"timestamp\", event_type, user_id, action, status,"
+                    'insert into audit.audit_events (event_id, "timestamp", event_type, user_id, action, status,'
                     " security_level, checksum) values ('x', now(), 'file_upload', 'u', 'a', 'success', 'low', %s)",
                     (bytes(32),),
                 )
@@ -230,7 +241,10 @@ class TestRowLevelSecurity:
 
     def test_authenticated_cannot_write_through_the_sql_api(self, db: psycopg.Connection[Any]) -> None:
         """Given an auditor JWT, When it calls ingest_events or redact_events, Then permission is denied."""
-        for call in ("select audit.ingest_events('[]'::jsonb)", "select audit.redact_events('{}', 'erasure', 'x')"):
+        for call in (
+            "select audit.ingest_events('[]'::jsonb)",
+            "select audit.redact_events('{}', 'erasure', 'x')",
+        ):
             with pytest.raises(pg_errors.InsufficientPrivilege), db.transaction():
                 as_role(db, "authenticated", AUDITOR_CLAIMS)
                 db.execute(call)

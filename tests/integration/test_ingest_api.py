@@ -30,7 +30,9 @@ class TestWrite:
         assert response.body["created"] == 1 and response.body["duplicates"] == 0
         result = response.body["results"][0]
         assert result["status"] == "created" and result["seq"] == 1
-        row = db.execute("select encode(prev_hash, 'hex'), encode(chain_hash, 'hex') from audit.audit_events").fetchone()
+        row = db.execute(
+            "select encode(prev_hash, 'hex'), encode(chain_hash, 'hex') from audit.audit_events"
+        ).fetchone()
         assert row == ("00" * 32, result["chain_hash"])
 
     def test_replayed_batch_stores_nothing_twice(self, db: psycopg.Connection[Any]) -> None:
@@ -77,7 +79,12 @@ class TestWrite:
     def test_enum_names_in_any_case_are_stored_as_values(self, db: psycopg.Connection[Any]) -> None:
         """Given enum NAMEs in mixed case, When posted, Then the stored event carries the lowercase values."""
         response = post(
-            make_event(4, event_type="FILE_UPLOAD", security_level="High", compliance_tags=["PCI_DSS", "gdpr", "GDPR"])
+            make_event(
+                4,
+                event_type="FILE_UPLOAD",
+                security_level="High",
+                compliance_tags=["PCI_DSS", "gdpr", "GDPR"],
+            )
         )
 
         assert response.status == 201
@@ -122,7 +129,14 @@ class TestWrite:
 
     def test_floats_and_unicode_survive_the_jsonb_round_trip(self) -> None:
         """Given numbers and text JSONB normalises, When stored and read back, Then the chain still verifies."""
-        details = {"ratio": 0.1, "big": 1e21, "neg0": -0.0, "one": 1.0, "emoji": "\U0001f600", "\U0001f511": "k"}
+        details = {
+            "ratio": 0.1,
+            "big": 1e21,
+            "neg0": -0.0,
+            "one": 1.0,
+            "emoji": "\U0001f600",
+            "\U0001f511": "k",
+        }
         post(make_event(9, details=details))
 
         verify = get("/integrity/verify")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -20,27 +19,43 @@ def verify(query: str = "") -> ApiResponse:
 
 
 @pytest.fixture
-def chain(configured: str, db: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+def chain(configured: str, db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     """40 stored events, and a superuser connection allowed to bypass the append-only triggers."""
-    response = invoke(lambda_handler, proxy_event("POST", "/events", body={"events": [make_event(n) for n in range(EVENTS)]}))
+    response = invoke(
+        lambda_handler,
+        proxy_event("POST", "/events", body={"events": [make_event(n) for n in range(EVENTS)]}),
+    )
     assert response.status == 201
     db.execute("set session_replication_role = replica")  # disables triggers: what an attacker with superuser does
-    yield db
+    return db
 
 
 def test_untouched_chain_verifies(chain: psycopg.Connection[Any]) -> None:
     """Given an untouched chain, When verified, Then it is valid and every event was checked."""
     body = verify().body
     assert body["valid"] is True
-    assert (body["checked"], body["head_seq"], body["first_invalid_seq"], body["reason"]) == (EVENTS, EVENTS, None, None)
+    assert (body["checked"], body["head_seq"], body["first_invalid_seq"], body["reason"]) == (
+        EVENTS,
+        EVENTS,
+        None,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
     ("tamper", "first_bad", "reason"),
     [
         ("update audit.audit_events set action = 'innocent' where seq = 17", 17, "modified"),
-        ("update audit.audit_events set details = details || '{\"file_size\": 1}' where seq = 3", 3, "modified"),
-        ("update audit.audit_events set \"timestamp\" = \"timestamp\" + interval '1 hour' where seq = 25", 25, "modified"),
+        (
+            "update audit.audit_events set details = details || '{\"file_size\": 1}' where seq = 3",
+            3,
+            "modified",
+        ),
+        (
+            'update audit.audit_events set "timestamp" = "timestamp" + interval \'1 hour\' where seq = 25',
+            25,
+            "modified",
+        ),
         ("update audit.audit_events set user_id = 'someone-else' where seq = 40", 40, "modified"),
         ("delete from audit.audit_events where seq = 12", 12, "missing"),
         ("delete from audit.audit_events where seq >= 39", 39, "truncated"),
@@ -63,7 +78,17 @@ def test_untouched_chain_verifies(chain: psycopg.Connection[Any]) -> None:
             "chain_hash_mismatch",
         ),
     ],
-    ids=["edit-action", "edit-details", "edit-time", "edit-user", "delete", "truncate-tail", "swap", "blank", "checksum"],
+    ids=[
+        "edit-action",
+        "edit-details",
+        "edit-time",
+        "edit-user",
+        "delete",
+        "truncate-tail",
+        "swap",
+        "blank",
+        "checksum",
+    ],
 )
 def test_tampering_is_caught_at_the_first_bad_seq(
     chain: psycopg.Connection[Any], tamper: str, first_bad: int, reason: str
@@ -89,7 +114,9 @@ def test_rewritten_payload_with_recomputed_checksum_breaks_the_link(chain: psyco
     assert (body["valid"], body["first_invalid_seq"]) == (False, 5)
 
 
-def test_range_verification_starts_mid_chain_and_pages(chain: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_range_verification_starts_mid_chain_and_pages(
+    chain: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Given a range and a per-call cap, When verified, Then it links to the previous event and says where to go on."""
     from audit_common.settings import get_settings
 
@@ -97,7 +124,12 @@ def test_range_verification_starts_mid_chain_and_pages(chain: psycopg.Connection
     get_settings.cache_clear()
 
     first = verify("?from_seq=11").body
-    assert (first["valid"], first["checked"], first["complete"], first["next_from_seq"]) == (True, 10, False, 21)
+    assert (first["valid"], first["checked"], first["complete"], first["next_from_seq"]) == (
+        True,
+        10,
+        False,
+        21,
+    )
     rest = verify("?from_seq=31").body
     assert (rest["valid"], rest["checked"], rest["complete"], rest["to_seq"]) == (True, 10, True, 40)
 

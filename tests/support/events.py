@@ -7,7 +7,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-_TYPES = ["file_upload", "file_download", "file_access", "file_modify", "file_delete", "user_login", "file_share"]
+_TYPES = [
+    "file_upload",
+    "file_download",
+    "file_access",
+    "file_modify",
+    "file_delete",
+    "user_login",
+    "file_share",
+]
 _DEPARTMENTS = ["finance", "legal", "engineering", "sales", "hr"]
 
 
@@ -26,7 +34,11 @@ def make_event(n: int = 0, **overrides: Any) -> dict[str, Any]:
         "resource_id": f"doc-{n}",
         "action": "upload_report",
         "status": "failure" if n % 23 == 0 else "success",
-        "details": {"file_size": 1024 * (n % 500), "department": _DEPARTMENTS[n % 5], "mime": "application/pdf"},
+        "details": {
+            "file_size": 1024 * (n % 500),
+            "department": _DEPARTMENTS[n % 5],
+            "mime": "application/pdf",
+        },
         "security_level": ["low", "medium", "high", "critical"][n % 4],
         "compliance_tags": [["sox"], ["gdpr", "hipaa"], [], ["pci_dss"]][n % 4],
         "metadata": {"app": "files", "version": "3.2.1"},

@@ -18,7 +18,9 @@ def _ingest_shape(value: object) -> str:
 EventList = Annotated[list[AuditEventIn], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 IngestRequest = Annotated[
-    Annotated[AuditEventBatch, Tag("batch")] | Annotated[EventList, Tag("list")] | Annotated[AuditEventIn, Tag("event")],
+    Annotated[AuditEventBatch, Tag("batch")]
+    | Annotated[EventList, Tag("list")]
+    | Annotated[AuditEventIn, Tag("event")],
     Discriminator(_ingest_shape),
 ]
 """`POST /events` takes one event, `{"events": [...]}` or a bare JSON array, with up to 1000 events."""

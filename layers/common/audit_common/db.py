@@ -113,8 +113,7 @@ class PostgresTransport:
 
     def _statement(self, function: str, args: Mapping[str, Any]) -> tuple[sql.Composed, dict[str, Any]]:
         named = sql.SQL(", ").join(
-            sql.SQL("{} => {}").format(sql.Identifier(_check_identifier(name)), sql.Placeholder(name))
-            for name in args
+            sql.SQL("{} => {}").format(sql.Identifier(_check_identifier(name)), sql.Placeholder(name)) for name in args
         )
         query = sql.SQL("select {}.{}({})").format(
             sql.Identifier(SCHEMA), sql.Identifier(_check_identifier(function)), named
@@ -164,13 +163,14 @@ class PostgrestTransport:
     """
 
     def __init__(self, url: str, service_role_key: str, *, timeout: float = 20.0) -> None:
+        import httpx
         from postgrest import SyncPostgrestClient  # imported here: only this transport needs it
 
         self._client = SyncPostgrestClient(
             base_url=f"{url.rstrip('/')}/rest/v1",
             schema=SCHEMA,
             headers={"apikey": service_role_key, "Authorization": f"Bearer {service_role_key}"},
-            timeout=timeout,
+            http_client=httpx.Client(timeout=timeout),
         )
 
     def call(self, function: str, args: Mapping[str, Any] | None = None) -> Any:

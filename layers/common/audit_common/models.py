@@ -136,7 +136,9 @@ def check_json_object(value: dict[str, Any], max_bytes: int = MAX_DETAILS_BYTES)
     size = len(orjson.dumps(value))
     if size > max_bytes:
         raise PydanticCustomError(
-            "json_too_large", "is {size} bytes of JSON; the limit is {limit}", {"size": size, "limit": max_bytes}
+            "json_too_large",
+            "is {size} bytes of JSON; the limit is {limit}",
+            {"size": size, "limit": max_bytes},
         )
     return value
 
@@ -161,7 +163,9 @@ def _walk_json(value: Any, path: str, depth: int) -> None:
             if not isinstance(key, str):
                 raise PydanticCustomError("json_key", "has a non-string key at {path}", {"path": path or "."})
             if "\x00" in key:
-                raise PydanticCustomError("json_nul", "contains a NUL character in a key at {path}", {"path": path or "."})
+                raise PydanticCustomError(
+                    "json_nul", "contains a NUL character in a key at {path}", {"path": path or "."}
+                )
             _walk_json(item, f"{path}.{key}" if path else key, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -196,9 +200,7 @@ class AuditEventIn(BaseModel):
         default_factory=new_event_id,
         description="Client-chosen id (1-255 of A-Z a-z 0-9 . _ : -); the idempotency key. Server UUID if absent.",
     )
-    timestamp: Annotated[
-        datetime, BeforeValidator(_require_timestamp_text), AfterValidator(_check_timestamp)
-    ] = Field(
+    timestamp: Annotated[datetime, BeforeValidator(_require_timestamp_text), AfterValidator(_check_timestamp)] = Field(
         default_factory=lambda: datetime.now(UTC),
         description="When it happened, RFC 3339 with zone; at most 5 minutes in the future. Receipt time if absent.",
     )

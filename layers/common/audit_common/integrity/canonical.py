@@ -2,7 +2,8 @@
 
 Why not call ``rfc8785.dumps`` directly: it is a pure-Python serializer and costs 35-55 µs for a
 typical event, which would be most of the ingest budget per event (pydantic validation is 6-8 µs,
-SHA-256 of 1 KB about 1 µs). ``orjson.dumps(..., OPT_SORT_KEYS)`` costs under 1 µs and produces the
+SHA-256 of 1 KB about 1 µs), and the verifier pays it again for every stored row.
+``orjson.dumps(..., OPT_SORT_KEYS)`` costs under 1 µs and produces the
 same bytes as RFC 8785 on everything except three things, which this module handles before calling it:
 
 * Numbers. JCS prints every number as an ECMAScript double (``1.0`` -> ``1``, ``1e16`` ->
@@ -24,8 +25,9 @@ proves it for every code point, as values and as keys. Anything orjson refuses (
 its limit, lone surrogates, keys that are str subclasses) also goes to ``rfc8785``, so its verdict is
 the reference one.
 
-Measured on the 2-core development machine for a sealed event of 727 bytes with a 10-key ``details``:
-``canonical_bytes`` about 2.5 µs, ``rfc8785.dumps`` about 35 µs.
+Measured on the 2-core development machine (Python 3.11) for a sealed event of 727 bytes with a 10-key
+``details``: ``canonical_bytes`` 3.2 µs (of which orjson 0.6 µs; the rest is the walk that checks numbers
+and keys), ``rfc8785.dumps`` 34 µs (the project's reference notes report about 55 µs).
 """
 
 from __future__ import annotations

@@ -119,9 +119,7 @@ class MerkleFrontier:
         if not isinstance(hashes, list) or not all(isinstance(item, str) for item in hashes):
             raise ValueError("frontier hashes must be a list of hex strings")
         if len(hashes) != size.bit_count():
-            raise ValueError(
-                f"a tree of {size} leaves has {size.bit_count()} subtree roots, not {len(hashes)}"
-            )
+            raise ValueError(f"a tree of {size} leaves has {size.bit_count()} subtree roots, not {len(hashes)}")
         stack = [bytes.fromhex(item) for item in hashes]
         for node in stack:
             _check_hash("frontier hash", node)
@@ -189,9 +187,7 @@ def _inclusion_path(index: int, items: Sequence[bytes], to_leaf: Callable[[bytes
     return siblings
 
 
-def _consistency_path(
-    old_size: int, items: Sequence[bytes], to_leaf: Callable[[bytes], bytes]
-) -> list[bytes]:
+def _consistency_path(old_size: int, items: Sequence[bytes], to_leaf: Callable[[bytes], bytes]) -> list[bytes]:
     """RFC 6962 PROOF(m, D[n]) = SUBPROOF(m, D[n], true), iteratively."""
     size = len(items)
     if not 0 <= old_size <= size:
@@ -253,9 +249,7 @@ def _inclusion_proof_length(index: int, tree_size: int) -> int:
     return inner + (index >> inner).bit_count()
 
 
-def verify_inclusion_leaf_hash(
-    index: int, tree_size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
-) -> bool:
+def verify_inclusion_leaf_hash(index: int, tree_size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 section 2.1.3.2, over an already hashed leaf. Never raises on bad input: returns False."""
     if not (isinstance(index, int) and isinstance(tree_size, int)) or not 0 <= index < tree_size:
         return False
@@ -281,18 +275,14 @@ def verify_inclusion_leaf_hash(
     return sn == 0 and result == root
 
 
-def verify_inclusion(
-    index: int, tree_size: int, checksum: bytes, proof: Sequence[bytes], root: bytes
-) -> bool:
+def verify_inclusion(index: int, tree_size: int, checksum: bytes, proof: Sequence[bytes], root: bytes) -> bool:
     """Check that ``checksum`` is leaf ``index`` (0-based) of the tree of ``tree_size`` with ``root``."""
     if not _all_hashes((checksum,)):
         return False
     return verify_inclusion_leaf_hash(index, tree_size, leaf_hash(checksum), proof, root)
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> bool:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
     """RFC 9162 section 2.1.4.2: is the tree ``old_root`` of ``old_size`` a prefix of ``new_root``?
 
     Edge cases (outside the RFC algorithm, which needs ``0 < old_size < new_size``): equal sizes need

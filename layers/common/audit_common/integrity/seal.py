@@ -12,9 +12,10 @@ Strings are sealed exactly as given: no case folding or trimming. Turning input 
 into ``file_upload`` is the model's job at ingest; doing it here too would make a stored
 ``FILE_UPLOAD`` verify as untouched, i.e. hide a change to the row.
 
-Cost (measured on the 2-core development machine, Python 3.11, typical event with a 10-key
-``details``): ``event_checksum`` about 5 µs from a database row and about 6 µs from a model dump,
-against about 60 µs for ``hashlib.sha256(rfc8785.dumps(sealed_object(event)))``.
+Cost, measured on the 2-core development machine (Python 3.11) for a typical event with a 10-key
+``details`` (727 canonical bytes): ``event_checksum`` 6.1 µs from a database row and 7.3-8 µs from a
+model dump (sealed_object 2.0 µs, canonical_bytes 3.2 µs, SHA-256 under 1 µs), against 36-37 µs for
+``hashlib.sha256(rfc8785.dumps(sealed_object(event)))``. The target was < 10 µs.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def _tags(value: object) -> list[str]:
     """Compliance tags: their values, unique and sorted (the order of input is not meaningful)."""
     if value is None:
         return []
-    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+    if not isinstance(value, list | tuple | set | frozenset):
         raise SealError(f"compliance_tags must be a list of strings, not {type(value).__name__}")
     tags = set()
     for tag in value:

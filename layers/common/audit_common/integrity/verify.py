@@ -132,6 +132,14 @@ class ChainVerifier:
         self._failure: _Failure | None = None
         self._closed = False
 
+    @property
+    def failed(self) -> bool:
+        """True once a failure was found: further rows are ignored, so a caller may stop reading.
+
+        The last row fed may still be pending (judged when the next arrives or at ``result()``).
+        """
+        return self._failure is not None
+
     def feed(self, row: Mapping[str, Any]) -> None:
         """Add the next row (a dict as the SQL API returns it). Ignored once a failure was found."""
         if self._closed:
@@ -148,11 +156,6 @@ class ChainVerifier:
             self.feed(row)
             if self._failure is not None:
                 return
-
-    @property
-    def failed(self) -> bool:
-        """True once a failure was found (later rows are ignored); does not close the verifier."""
-        return self._failure is not None
 
     def result(self) -> VerificationResult:
         """Judge the last pending row and return the outcome (closes the verifier)."""

@@ -1,0 +1,26 @@
+"""The committed OpenAPI document is what the code generates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ingest.openapi import render
+
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def test_committed_openapi_is_current() -> None:
+    """Given the resolver's routes and models, When the document is generated, Then it equals docs/openapi.json."""
+    assert json.loads(render()) == json.loads(COMMITTED.read_text()), "docs/openapi.json is stale: run `make openapi`"
+
+
+def test_openapi_documents_every_route_and_the_error_envelope() -> None:
+    """Given the document, When read, Then every route is there and errors use the envelope schema."""
+    document = json.loads(render())
+    assert set(document["paths"]) == {"/events", "/events/{event_id}", "/integrity/verify"}
+    assert set(document["paths"]["/events"]) == {"get", "post"}
+    post = document["paths"]["/events"]["post"]
+    assert {"201", "200", "422", "400", "413", "503"} <= set(post["responses"])
+    assert "ErrorResponse" in json.dumps(post["responses"]["422"])
+    assert post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
