@@ -14,7 +14,7 @@ from audit_common.db import PostgresTransport
 from audit_common.integrity import ChainVerifier
 from audit_common.models import AuditEventIn
 from ingest import service
-from tests.support.events import event_count, make_event
+from tests.support.events import event_count, make_event, one
 
 
 def store(transport: PostgresTransport, events: list[dict[str, Any]]) -> Any:
@@ -26,12 +26,12 @@ def verify_all(conn: psycopg.Connection[Any]) -> Any:
     verifier = ChainVerifier()
     next_seq = 1
     while True:
-        rows = conn.execute("select audit.chain_segment(%s, null, 5000)", (next_seq,)).fetchone()[0]
+        rows = one(conn, "select audit.chain_segment(%s, null, 5000)", (next_seq,))[0]
         if not rows:
             break
         verifier.feed_many(rows)
         next_seq = rows[-1]["seq"] + 1
-    head = conn.execute("select seq, chain_hash from audit.chain_head").fetchone()
+    head = one(conn, "select seq, chain_hash from audit.chain_head")
     return verifier.finish(expected_head_seq=head[0], expected_head_hash=bytes(head[1]))
 
 
@@ -67,7 +67,7 @@ class TestChain:
 
         assert errors == []
         assert event_count(db) == 16_000
-        seqs = db.execute("select min(seq), max(seq), count(distinct seq) from audit.audit_events").fetchone()
+        seqs = one(db, "select min(seq), max(seq), count(distinct seq) from audit.audit_events")
         assert seqs == (1, 16_000, 16_000)
         result = verify_all(db)
         assert result.valid, result.message
@@ -115,7 +115,7 @@ class TestChain:
                values (999, 'forged', now(), 'file_upload', 'u', 'a', 'success', 'low', %s, %s, %s)""",
             (hashlib.sha256(b"c").digest(), b"\x01" * 32, b"\x02" * 32),
         )
-        row = db.execute("select seq, prev_hash, chain_hash from audit.audit_events").fetchone()
+        row = one(db, "select seq, prev_hash, chain_hash from audit.audit_events")
         assert row[0] == 1 and bytes(row[1]) == bytes(32)
         assert bytes(row[2]) == hashlib.sha256(bytes(32) + hashlib.sha256(b"c").digest()).digest()
 
@@ -155,21 +155,18 @@ class TestAppendOnly:
     def test_redaction_function_blanks_payload_and_keeps_the_proof(self, db: psycopg.Connection[Any]) -> None:
         """Given an event, When redacted through the function, Then payload is blank, hashes kept, chain verifies."""
         event_id = make_event(1)["event_id"]
-        before = db.execute(
-            "select seq, checksum, chain_hash from audit.audit_events where event_id = %s", (event_id,)
-        ).fetchone()
+        before = one(db, "select seq, checksum, chain_hash from audit.audit_events where event_id = %s", (event_id,))
         with db.transaction():
             as_role(db, "service_role")
-            out = db.execute(
-                "select audit.redact_events(%s, 'erasure', 'dpo@example.com', 'req-1')", ([event_id],)
-            ).fetchone()
+            out = one(db, "select audit.redact_events(%s, 'erasure', 'dpo@example.com', 'req-1')", ([event_id],))
         assert out[0] == {"requested": 1, "redacted": 1}
 
-        row = db.execute(
+        row = one(
+            db,
             "select seq, checksum, chain_hash, user_email, ip_address, details, redaction_reason, redacted_by"
             " from audit.audit_events where event_id = %s",
             (event_id,),
-        ).fetchone()
+        )
         assert row[:3] == before
         assert row[3:] == (None, None, {}, "erasure", "dpo@example.com")
         result = verify_all(db)
@@ -212,7 +209,7 @@ class TestRowLevelSecurity:
         with db.transaction():
             as_role(db, role, claims)
             rows = db.execute("select user_id from audit.audit_events").fetchall()
-            listed = db.execute("select audit.list_events(p_limit => 1000)").fetchone()
+            listed = one(db, "select audit.list_events(p_limit => 1000)")
             assert {e["user_id"] for e in listed[0]} == {r[0] for r in rows}, "SQL API and table disagree"
         return {r[0] for r in rows}
 

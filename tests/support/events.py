@@ -66,3 +66,10 @@ def event_count(conn: Any) -> int:
     """Rows in the event table (superuser connection)."""
     row = conn.execute("select count(*) from audit.audit_events").fetchone()
     return int(row[0])
+
+
+def one(conn: Any, query: str, params: Any = None) -> Any:
+    """The single row a query must return (fails the test when there is none)."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return row

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
+from cfnlint.decode import decode  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -73,16 +73,12 @@ TOOL_ENV = {"AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0", "AWS_EC
 def _template() -> dict[str, Any]:
     template, matches = decode(str(TEMPLATE))
     assert not matches, [str(match) for match in matches]
-    assert template is not None
+    assert isinstance(template, dict)
     return template
 
 
 def _resources_of_type(resource_type: str) -> dict[str, dict[str, Any]]:
-    return {
-        name: resource
-        for name, resource in _template()["Resources"].items()
-        if resource["Type"] == resource_type
-    }
+    return {name: resource for name, resource in _template()["Resources"].items() if resource["Type"] == resource_type}
 
 
 def _functions() -> dict[str, dict[str, Any]]:
