@@ -1,11 +1,12 @@
 """Ingest throughput: the real handler beside the seed's per-event INSERT and a trigger-less COPY.
 
-Every throughput number comes from this one process, on the same events, against one fresh
-database (dropped at the end): the ingest handler fed API Gateway proxy events of `--batch`
+Every throughput number comes from this one process, on the same events, against fresh
+databases (dropped at the end): the ingest handler fed API Gateway proxy events of `--batch`
 events each (hash chain on), then the same rows through the seed's approach (one INSERT per
 event, autocommit) and through COPY into a copy of the event table without its triggers (the
-physical limit of the server). Then the handler path is split into stages, each timed alone,
-to show where the time goes. Only the cold-start import runs elsewhere, in fresh interpreters.
+physical limit of the server). Then the handler path is split into stages, each timed alone
+(its SQL API call into a second fresh database), to show where the time goes. Only the
+cold-start import runs elsewhere, in fresh interpreters.
 
     .venv/bin/python bench/ingest.py [--events N] [--batch N] [--seed-events N] [--keep-db] [--json]
 
@@ -188,6 +189,8 @@ class Results:
     rows: list[Row] = field(default_factory=list)
     verification: Row | None = None
     stages: list[Stage] = field(default_factory=list)
+    # The SQL API stage seen from the server (track_functions): where its time goes inside PostgreSQL.
+    sql_split: list[Stage] = field(default_factory=list)
     handler_seconds_per_event: float = 0.0
     cold_start_ms: list[float] = field(default_factory=list)
     rss_before_handler_mib: float = 0.0
@@ -364,6 +367,56 @@ def measure_stages(requests: Sequence[ProxyEvent], transport: PostgresTransport,
     if created != events:
         raise BenchError(f"the SQL API stage created {created} of {events} events")
     return [Stage(name, seconds, events) for name, seconds in zip(STAGE_NAMES, totals, strict=True)]
+
+
+SERVER_FUNCTIONS: Final = ("ingest_events", "tg_chain_link", "tg_chain_head_advance")
+
+
+def enable_function_timing(url: str, dbname: str) -> bool:
+    """Time PL/pgSQL functions in `dbname` (track_functions, superuser only); False when not allowed."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            conn.execute(sql.SQL("alter database {} set track_functions = 'pl'").format(sql.Identifier(dbname)))
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+    return True
+
+
+def server_split(url: str, calls: int, events: int, sql_stage: Stage) -> list[Stage]:
+    """Split the SQL API stage by the server's function timings (flushed when the session ends)."""
+    timings: dict[str, tuple[float, float]] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(50):
+            rows = conn.execute(
+                "select funcname, calls, total_time, self_time from pg_stat_user_functions"
+                " where schemaname = 'audit' and funcname = any(%s)",
+                (list(SERVER_FUNCTIONS),),
+            ).fetchall()
+            timings = {str(name): (float(total), float(own)) for name, count, total, own in rows if count}
+            counts = {str(name): int(count) for name, count, _, _ in rows}
+            if counts.get("ingest_events") == calls and counts.get("tg_chain_link") == events:
+                break
+            time.sleep(0.1)
+        else:
+            return []
+    server_ms = timings["ingest_events"][0]
+    link_ms = timings["tg_chain_link"][0]
+    advance_ms = timings["tg_chain_head_advance"][0]
+    return [
+        Stage("  in PostgreSQL: audit.ingest_events, in all", server_ms / 1000, events),
+        Stage(
+            "    its SQL: JSON to rows, duplicate check, insert + indexes, result",
+            timings["ingest_events"][1] / 1000,
+            events,
+        ),
+        Stage("    row trigger audit.tg_chain_link (seq, chain_hash)", link_ms / 1000, events),
+        Stage("    statement trigger audit.tg_chain_head_advance", advance_ms / 1000, events),
+        Stage(
+            "  outside it: JSON both ways (driver, server jsonb input), protocol",
+            sql_stage.seconds - server_ms / 1000,
+            events,
+        ),
+    ]
 
 
 def seal_all(requests: Sequence[ProxyEvent]) -> list[list[Sealed]]:
@@ -584,6 +637,11 @@ def report(results: Results) -> str:
         [stage.name, f"{stage.micros_per_event:.1f}", f"{stage.micros_per_event / total_us:.0%}"]
         for stage in results.stages
     ]
+    # The SQL API stage's own split goes right under it.
+    stage_lines[4:4] = [
+        [stage.name, f"{stage.micros_per_event:.1f}", f"{stage.micros_per_event / total_us:.0%}"]
+        for stage in results.sql_split
+    ]
     stages_us = sum(stage.micros_per_event for stage in results.stages)
     stage_lines += [
         ["sum of the stages", f"{stages_us:.1f}", f"{stages_us / total_us:.0%}"],
@@ -623,6 +681,7 @@ def as_json(results: Results) -> str:
         "target_events_per_second": TARGET_EVENTS_PER_SECOND,
         "target_met": handler.events_per_second >= TARGET_EVENTS_PER_SECOND,
         "stages_us_per_event": {stage.name: stage.micros_per_event for stage in results.stages},
+        "sql_api_split_us_per_event": {stage.name.strip(): stage.micros_per_event for stage in results.sql_split},
         "handler_us_per_event": results.handler_seconds_per_event * 1e6,
         "cold_start_ms": {"runs": results.cold_start_ms, "median": statistics.median(results.cold_start_ms)},
         "rss_before_handler_mib": results.rss_before_handler_mib,
@@ -699,6 +758,7 @@ def run(args: argparse.Namespace, admin_url: str, main_db: str, stage_db: str) -
     progress("stages (SQL API into a second fresh database)")
     stage_url = create_database(admin_url, stage_db)
     migrate(stage_url)
+    timing_functions = enable_function_timing(stage_url, stage_db)
     transport = PostgresTransport(stage_url, role=get_settings().database_role)
     try:
         checkpoint(stage_url)
@@ -706,6 +766,8 @@ def run(args: argparse.Namespace, admin_url: str, main_db: str, stage_db: str) -
         results.stages = measure_stages(requests, transport, args.events)
     finally:
         transport.close()
+    if timing_functions:
+        results.sql_split = server_split(stage_url, len(requests), args.events, results.stages[3])
 
     seed_events = events[: args.seed_events]
     progress(f"seed approach: {len(seed_events):,} single INSERTs")
@@ -767,6 +829,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         print(f"benchmark failed, no numbers: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted, no numbers", file=sys.stderr)
+        return 130
     finally:
         reset_transport()
         if args.keep_db:
