@@ -64,9 +64,8 @@ POWERTOOLS_ENV: Final = {
 for _name, _value in POWERTOOLS_ENV.items():
     os.environ.setdefault(_name, _value)
 
-from audit_common.api import EventResult, IngestResponse  # noqa: E402
+from audit_common.api import EventResult, IngestResponse, request_events, validate_events  # noqa: E402
 from audit_common.db import PostgresTransport, reset_transport  # noqa: E402
-from audit_common.models import AuditEventBatch  # noqa: E402
 from audit_common.settings import get_settings  # noqa: E402
 from audit_trail.migrations import migrate  # noqa: E402
 from audit_trail.postgres import create_database, drop_database, server_url  # noqa: E402
@@ -328,7 +327,7 @@ def request_peak_memory(request: ProxyEvent, sink: TextIO) -> float:
 
 STAGE_NAMES: Final = (
     "JSON parse of the body (orjson.loads)",
-    "pydantic validation (AuditEventBatch.model_validate)",
+    "pydantic validation (request_events + validate_events)",
     "sealing + checksum (seal_for_storage)",
     'SQL API call alone (transport.call("ingest_events"))',
     "response model (EventResult.model_validate)",
@@ -349,9 +348,9 @@ def measure_stages(requests: Sequence[ProxyEvent], transport: PostgresTransport,
         t0 = time.perf_counter()
         parsed = orjson.loads(request["body"])
         t1 = time.perf_counter()
-        batch = AuditEventBatch.model_validate(parsed)
+        validated = validate_events(request_events(parsed))
         t2 = time.perf_counter()
-        sealed = [seal_for_storage(event) for event in batch.events]
+        sealed = [seal_for_storage(event) for event in validated]
         t3 = time.perf_counter()
         outcome = transport.call("ingest_events", {"p_events": sealed})
         t4 = time.perf_counter()
@@ -422,7 +421,7 @@ def server_split(url: str, calls: int, events: int, sql_stage: Stage) -> list[St
 def seal_all(requests: Sequence[ProxyEvent]) -> list[list[Sealed]]:
     """The sealed records of every request, as the handler computed them (not timed)."""
     return [
-        [seal_for_storage(event) for event in AuditEventBatch.model_validate(orjson.loads(request["body"])).events]
+        [seal_for_storage(event) for event in validate_events(request_events(orjson.loads(request["body"])))]
         for request in requests
     ]
 
@@ -644,9 +643,9 @@ def report(results: Results) -> str:
     ]
     stages_us = sum(stage.micros_per_event for stage in results.stages)
     stage_lines += [
-        ["sum of the stages", f"{stages_us:.1f}", f"{stages_us / total_us:.0%}"],
+        ["sum of the stages, one after another", f"{stages_us:.1f}", f"{stages_us / total_us:.0%}"],
         [
-            "rest: Powertools routing and validation, logging, metrics",
+            "overlap: Python prepares chunk n+1 while PostgreSQL stores chunk n",
             f"{total_us - stages_us:.1f}",
             f"{(total_us - stages_us) / total_us:.0%}",
         ],

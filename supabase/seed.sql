@@ -107,4 +107,4 @@ select audit.ingest_events($seed$
     "checksum": "b422a1021a6f7195444854e89c93aa951aa754509eddbbd45e423aedecd625fc"
   }
 ]
-$seed$::jsonb);
+$seed$::json);

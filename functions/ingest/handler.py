@@ -14,7 +14,6 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from audit_common.api import (
     ErrorResponse,
@@ -22,8 +21,6 @@ from audit_common.api import (
     IngestResponse,
     StoredEvent,
     VerifyResponse,
-    events_of,
-    ingest_request_adapter,
 )
 from audit_common.db import get_transport
 from audit_common.errors import AuditError, NotFound, PayloadTooLarge
@@ -71,14 +68,11 @@ _ERRORS: dict[int, OpenAPIResponse] = {
 )
 def post_events(body: Annotated[JsonBody, Body()]) -> Response[IngestResponse]:
     """Validate, seal and store; 201 when every event is new, 200 when some were duplicates."""
-    # Validated here rather than by the resolver: Powertools reduces a JSON array to its first
-    # element for a body type it does not recognise as a sequence (a tagged union), which would
-    # silently drop events. ingest.openapi documents the real request schema.
-    try:
-        request = ingest_request_adapter.validate_python(body)
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
-    result = service.ingest_events(get_transport(), events_of(request))
+    # The body is validated by the service, not the resolver: Powertools reduces a JSON array to
+    # its first element for a body type it does not see as a sequence (our tagged union), which
+    # would silently drop events; and the service validates chunk by chunk while earlier chunks
+    # are being stored. ingest.openapi publishes the schema that is enforced.
+    result = service.ingest_request(get_transport(), body)
     metrics.add_metric(name="EventsCreated", unit=MetricUnit.Count, value=result.created)
     metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=result.duplicates)
     status = HTTPStatus.CREATED if result.duplicates == 0 else HTTPStatus.OK

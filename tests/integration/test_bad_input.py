@@ -149,3 +149,36 @@ def test_unknown_route_is_404_envelope() -> None:
     response = invoke(lambda_handler, proxy_event("DELETE", "/events"))
     assert response.status == 404
     assert response.body["error"]["code"] == "not_found"
+
+
+@pytest.mark.usefixtures("configured")
+def test_bad_events_late_in_a_large_batch_roll_back_the_stored_chunks(db: psycopg.Connection[Any]) -> None:
+    """Given 1000 events with bad ones at 10 and 900, When posted, Then both are named and no row is stored.
+
+    The batch is validated and stored a chunk at a time in one transaction: chunks before the
+    bad event 900 have already reached the database when it is found, and must be rolled back.
+    """
+    events = [make_event(n) for n in range(1000)]
+    events[10]["ip_address"] = "300.1.1.1"
+    events[900]["event_type"] = "nope"
+
+    response = invoke(lambda_handler, proxy_event("POST", "/events", body={"events": events}))
+
+    assert response.status == 422
+    assert [(e["index"], e["field"]) for e in response.body["errors"]] == [(10, "ip_address"), (900, "event_type")]
+    assert event_count(db) == 0
+    head = db.execute("select seq from audit.chain_head").fetchone()
+    assert head == (0,)
+
+
+@pytest.mark.usefixtures("configured")
+def test_only_a_late_bad_event_still_rolls_back_everything(db: psycopg.Connection[Any]) -> None:
+    """Given 999 good events and a bad last one, When posted, Then 422 and nothing of the first 999 is stored."""
+    events = [make_event(n) for n in range(1000)]
+    events[999]["timestamp"] = "not a time"
+
+    response = invoke(lambda_handler, proxy_event("POST", "/events", body=events))
+
+    assert response.status == 422
+    assert [(e["index"], e["field"]) for e in response.body["errors"]] == [(999, "timestamp")]
+    assert event_count(db) == 0

@@ -19,7 +19,7 @@ from tests.support.events import make_event
 
 @pytest.fixture
 def chain(transport: PostgresTransport) -> None:
-    service.ingest_events(transport, [AuditEventIn.model_validate(make_event(n)) for n in range(25)])
+    service.store_events(transport, [AuditEventIn.model_validate(make_event(n)) for n in range(25)])
 
 
 @pytest.mark.usefixtures("chain")

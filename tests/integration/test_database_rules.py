@@ -18,7 +18,7 @@ from tests.support.events import event_count, make_event, one
 
 
 def store(transport: PostgresTransport, events: list[dict[str, Any]]) -> Any:
-    return service.ingest_events(transport, [AuditEventIn.model_validate(e) for e in events])
+    return service.store_events(transport, [AuditEventIn.model_validate(e) for e in events])
 
 
 def verify_all(conn: psycopg.Connection[Any]) -> Any:
@@ -80,14 +80,14 @@ class TestChain:
         events = [AuditEventIn.model_validate(make_event(n)) for n in range(4)]
         payload = [service.seal_for_storage(e) for e in events]
         with db.transaction():
-            db.execute("select audit.ingest_events(%s::jsonb)", (psycopg.types.json.Jsonb(payload[:1]),))
+            db.execute("select audit.ingest_events(%s::json)", (psycopg.types.json.Json(payload[:1]),))
             with pytest.raises(pg_errors.CheckViolation), db.transaction():
-                db.execute("select audit.ingest_events(%s::jsonb)", (psycopg.types.json.Jsonb(payload[1:2]),))
+                db.execute("select audit.ingest_events(%s::json)", (psycopg.types.json.Json(payload[1:2]),))
                 db.execute(
-                    "select audit.ingest_events(%s::jsonb)",
-                    (psycopg.types.json.Jsonb([{**payload[2], "status": "bogus"}]),),
+                    "select audit.ingest_events(%s::json)",
+                    (psycopg.types.json.Json([{**payload[2], "status": "bogus"}]),),
                 )
-            db.execute("select audit.ingest_events(%s::jsonb)", (psycopg.types.json.Jsonb(payload[3:]),))
+            db.execute("select audit.ingest_events(%s::json)", (psycopg.types.json.Json(payload[3:]),))
 
         assert db.execute("select array_agg(seq order by seq) from audit.audit_events").fetchone() == ([1, 2],)
         assert verify_all(db).valid
@@ -95,7 +95,7 @@ class TestChain:
     def test_insert_that_skips_a_row_after_its_seq_was_assigned_is_refused(self, db: psycopg.Connection[Any]) -> None:
         """Given a stored event, When a direct INSERT ON CONFLICT DO NOTHING replays it, Then it fails."""
         event = service.seal_for_storage(AuditEventIn.model_validate(make_event(1)))
-        db.execute("select audit.ingest_events(%s::jsonb)", (psycopg.types.json.Jsonb([event]),))
+        db.execute("select audit.ingest_events(%s::json)", (psycopg.types.json.Json([event]),))
 
         with pytest.raises(pg_errors.IntegrityConstraintViolation, match="chain would break"):
             db.execute(
@@ -239,7 +239,7 @@ class TestRowLevelSecurity:
     def test_authenticated_cannot_write_through_the_sql_api(self, db: psycopg.Connection[Any]) -> None:
         """Given an auditor JWT, When it calls ingest_events or redact_events, Then permission is denied."""
         for call in (
-            "select audit.ingest_events('[]'::jsonb)",
+            "select audit.ingest_events('[]'::json)",
             "select audit.redact_events('{}', 'erasure', 'x')",
         ):
             with pytest.raises(pg_errors.InsufficientPrivilege), db.transaction():

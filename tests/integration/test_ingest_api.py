@@ -224,3 +224,19 @@ class TestRead:
         response = get("/events?cursor=bm90LWEtY3Vyc29y")
         assert response.status == 400
         assert response.body["error"]["message"].startswith("cursor:")
+
+
+@pytest.mark.usefixtures("configured")
+def test_duplicate_across_chunks_of_one_request_is_stored_once(db: psycopg.Connection[Any]) -> None:
+    """Given one event_id at positions 5 and 600, When posted, Then the second is a duplicate of the first."""
+    events = [make_event(n) for n in range(1000)]
+    events[600] = make_event(5)
+
+    response = post({"events": events})
+
+    results = response.body["results"]
+    assert (results[5]["status"], results[600]["status"]) == ("created", "duplicate")
+    assert results[600]["seq"] == results[5]["seq"]
+    assert [r["index"] for r in results] == list(range(1000))
+    assert event_count(db) == 999
+    assert [r["seq"] for r in results if r["status"] == "created"] == list(range(1, 1000))

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from audit_common.api import ingest_request_adapter
-from audit_common.http import field_errors
 from audit_common.models import AuditEventBatch, AuditEventIn, ComplianceStandard, EventType, SecurityLevel
+from audit_common.validation import field_errors
 from tests.support.events import make_event
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
 from audit_common.models import MAX_BATCH_EVENTS, AuditEventBatch, AuditEventIn
+from audit_common.validation import invalid_input
 
 
 def _ingest_shape(value: object) -> str:
@@ -23,16 +25,56 @@ IngestRequest = Annotated[
     | Annotated[AuditEventIn, Tag("event")],
     Discriminator(_ingest_shape),
 ]
-"""`POST /events` takes one event, `{"events": [...]}` or a bare JSON array, with up to 1000 events."""
+"""`POST /events` takes one event, `{"events": [...]}` or a bare JSON array, with up to 1000 events.
+
+This is the schema published in OpenAPI. The ingest function enforces it in two steps, the
+envelope first and then the events a chunk at a time (`request_events`, `validate_events`), so
+that a chunk can be stored while the next one is validated.
+"""
 
 ingest_request_adapter: TypeAdapter[AuditEventBatch | list[AuditEventIn] | AuditEventIn] = TypeAdapter(IngestRequest)
 
 
-def events_of(body: AuditEventBatch | list[AuditEventIn] | AuditEventIn) -> list[AuditEventIn]:
-    """The events of any accepted request shape, in order."""
-    if isinstance(body, AuditEventBatch):
-        return body.events
-    return body if isinstance(body, list) else [body]
+class _BatchEnvelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[Any], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+
+_envelope_adapter: TypeAdapter[_BatchEnvelope | list[Any] | dict[str, Any]] = TypeAdapter(
+    Annotated[
+        Annotated[_BatchEnvelope, Tag("batch")]
+        | Annotated[list[Any], Field(min_length=1, max_length=MAX_BATCH_EVENTS), Tag("list")]
+        | Annotated[dict[str, Any], Tag("event")],
+        Discriminator(_ingest_shape),
+    ]
+)
+_event_list_adapter: TypeAdapter[list[AuditEventIn]] = TypeAdapter(list[AuditEventIn])
+
+
+def request_events(body: Any) -> list[Any]:
+    """The raw events of a `POST /events` body, after checking its shape and size (not the events)."""
+    try:
+        envelope = _envelope_adapter.validate_python(body)
+    except ValidationError as exc:
+        raise invalid_input([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    if isinstance(envelope, _BatchEnvelope):
+        return envelope.events
+    return envelope if isinstance(envelope, list) else [envelope]
+
+
+def validate_events(raw_events: Sequence[Any], offset: int = 0) -> list[AuditEventIn]:
+    """Validate events; errors are located at their position in the request (`offset` + index)."""
+    try:
+        return _event_list_adapter.validate_python(raw_events)
+    except ValidationError as exc:
+        raise invalid_input([{**e, "loc": ("body", "list", *_shift(e["loc"], offset))} for e in exc.errors()]) from None
+
+
+def _shift(loc: tuple[int | str, ...], offset: int) -> tuple[int | str, ...]:
+    # A list's errors start with the item's position; report it within the whole request.
+    head = loc[0] if loc else None
+    return (offset + head, *loc[1:]) if isinstance(head, int) else loc
 
 
 class EventResult(BaseModel):
