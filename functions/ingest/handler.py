@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AwareDatetime
 
 from audit_common.api import (
     ErrorResponse,
@@ -85,8 +85,8 @@ def get_events(
     event_type: Annotated[LenientEventType | None, Query()] = None,
     security_level: Annotated[LenientSecurityLevel | None, Query()] = None,
     compliance_tag: Annotated[LenientStandard | None, Query()] = None,
-    start: Annotated[datetime | None, Query(alias="from", description="Inclusive lower bound on timestamp")] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="Exclusive upper bound on timestamp")] = None,
+    start: Annotated[AwareDatetime | None, Query(alias="from", description="Inclusive lower bound, with zone")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to", description="Exclusive upper bound, with zone")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
     order: Annotated[str, Query(pattern="^(asc|desc)$", description="By seq: desc (default) or asc")] = "desc",

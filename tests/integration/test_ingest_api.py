@@ -210,6 +210,7 @@ class TestRead:
             ("limit=1001", "limit"),
             ("event_type=nope", "event_type"),
             ("from=yesterday", "from"),
+            ("from=2026-11-27T08:00:00", "from"),
             ("order=sideways", "order"),
         ],
     )
