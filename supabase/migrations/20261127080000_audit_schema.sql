@@ -31,16 +31,21 @@ alter table audit.chain_head enable row level security;
 -- ---------------------------------------------------------------------------------------------
 -- Events: the seed's columns plus the integrity columns.
 -- ---------------------------------------------------------------------------------------------
+-- Indexed text columns use the "C" collation: they hold identifiers and enum values, not prose,
+-- so byte order is the right order, and it is several times cheaper to compare than a libc
+-- locale in every index insert (measured with perf on the ingest path). The event_id check
+-- avoids a bounded repetition ({0,254}): PostgreSQL's regex engine expands it into a large
+-- automaton, and it cost a quarter of the insert time.
 create table audit.audit_events (
   seq              bigint primary key,
-  event_id         text not null unique
-                   check (event_id ~ '^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$'),
+  event_id         text collate "C" not null unique
+                   check (length(event_id) <= 255 and event_id ~ '^[A-Za-z0-9][A-Za-z0-9._:-]*$'),
   "timestamp"      timestamptz not null,
-  event_type       text not null check (event_type in (
+  event_type       text collate "C" not null check (event_type in (
                      'file_upload', 'file_download', 'file_delete', 'file_modify', 'file_access',
                      'file_share', 'folder_create', 'folder_delete', 'user_login', 'user_logout',
                      'user_activity', 'permission_change', 'system_event', 'security_event')),
-  user_id          text not null check (length(user_id) between 1 and 255),
+  user_id          text collate "C" not null check (length(user_id) between 1 and 255),
   user_email       text check (length(user_email) <= 320),
   session_id       text check (length(session_id) <= 255),
   ip_address       inet check (ip_address is null
@@ -51,7 +56,7 @@ create table audit.audit_events (
   action           text not null check (length(action) between 1 and 255),
   status           text not null check (status in ('success', 'failure')),
   details          jsonb not null default '{}' check (jsonb_typeof(details) = 'object'),
-  security_level   text not null check (security_level in ('low', 'medium', 'high', 'critical')),
+  security_level   text collate "C" not null check (security_level in ('low', 'medium', 'high', 'critical')),
   compliance_tags  text[] not null default '{}'
                    check (compliance_tags <@ array['gdpr', 'hipaa', 'sox', 'pci_dss', 'iso_27001', 'cis']),
   parent_event_id  text check (length(parent_event_id) <= 255),
