@@ -70,8 +70,7 @@ def post_events(body: Annotated[JsonBody, Body()]) -> Response[IngestResponse]:
     """Validate, seal and store; 201 when every event is new, 200 when some were duplicates."""
     # The body is validated by the service, not the resolver: Powertools reduces a JSON array to
     # its first element for a body type it does not see as a sequence (our tagged union), which
-    # would silently drop events; and the service validates chunk by chunk while earlier chunks
-    # are being stored. ingest.openapi publishes the schema that is enforced.
+    # would silently drop events. ingest.openapi publishes the schema that is enforced.
     result = service.ingest_request(get_transport(), body)
     metrics.add_metric(name="EventsCreated", unit=MetricUnit.Count, value=result.created)
     metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=result.duplicates)

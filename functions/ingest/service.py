@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,22 +13,9 @@ import orjson
 
 from audit_common.api import EventPage, EventResult, IngestResponse, StoredEvent, request_events, validate_events
 from audit_common.db import Transport
-from audit_common.errors import BadRequest, FieldError, InvalidInput
+from audit_common.errors import BadRequest
 from audit_common.integrity import canonical_bytes, sealed_object
 from audit_common.models import AuditEventIn, ComplianceStandard, EventType, SecurityLevel
-from audit_common.validation import invalid_input
-
-FIRST_CHUNK_EVENTS = 100
-CHUNK_EVENTS = 300
-"""Events per SQL API call inside one request: the database stores one chunk while the next is
-validated and sealed. The first chunk is smaller because nothing overlaps its preparation."""
-
-
-def _chunk_bounds(count: int) -> Iterator[tuple[int, int]]:
-    start, size = 0, FIRST_CHUNK_EVENTS
-    while start < count:
-        yield start, min(start + size, count)
-        start, size = start + size, CHUNK_EVENTS
 
 
 def seal_for_storage(event: AuditEventIn) -> dict[str, Any]:
@@ -40,39 +27,18 @@ def seal_for_storage(event: AuditEventIn) -> dict[str, Any]:
 
 
 def ingest_request(transport: Transport, body: Any) -> IngestResponse:
-    """Validate a `POST /events` body and store its events, all or nothing, in one transaction.
-
-    Every event is validated even after a bad one, so the refusal names all bad fields; any
-    refusal rolls back what earlier chunks stored.
-    """
-    raw_events = request_events(body)
-
-    def chunks() -> Iterator[list[dict[str, Any]]]:
-        refused: list[FieldError] = []
-        for start, end in _chunk_bounds(len(raw_events)):
-            try:
-                events = validate_events(raw_events[start:end], offset=start)
-            except InvalidInput as exc:
-                refused.extend(exc.errors)
-                continue
-            if not refused:
-                yield [seal_for_storage(event) for event in events]
-        if refused:
-            raise invalid_input(refused)
-
-    return _store(transport, chunks())
+    """Validate a `POST /events` body and store its events; a refusal names every bad field and stores nothing."""
+    return store_events(transport, validate_events(request_events(body)))
 
 
 def store_events(transport: Transport, events: Sequence[AuditEventIn]) -> IngestResponse:
-    """Store already validated events in one transaction; replays of stored event_ids are duplicates."""
-    chunks = ([seal_for_storage(event) for event in events[start:end]] for start, end in _chunk_bounds(len(events)))
-    return _store(transport, chunks)
+    """Store validated events in one SQL API call (one transaction); stored event_ids answer duplicate.
 
-
-def _store(transport: Transport, chunks: Iterable[list[dict[str, Any]]]) -> IngestResponse:
-    outcomes = transport.call_chunked("ingest_events", "p_events", chunks)
-    # The database numbers events within each call; the response numbers them within the request.
-    results = [EventResult.model_validate({**outcome, "index": index}) for index, outcome in enumerate(outcomes)]
+    One call per request was measured faster than several pipelined or threaded chunks: the
+    per-call cost in PostgreSQL outweighed what overlapping Python with the inserts saved.
+    """
+    outcomes = transport.call("ingest_events", {"p_events": [seal_for_storage(event) for event in events]})
+    results = [EventResult.model_validate(outcome) for outcome in outcomes]
     created = sum(1 for result in results if result.status == "created")
     return IngestResponse(results=results, created=created, duplicates=len(results) - created)
 

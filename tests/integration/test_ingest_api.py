@@ -228,7 +228,7 @@ class TestRead:
 
 
 @pytest.mark.usefixtures("configured")
-def test_duplicate_across_chunks_of_one_request_is_stored_once(db: psycopg.Connection[Any]) -> None:
+def test_duplicate_far_apart_in_one_request_is_stored_once(db: psycopg.Connection[Any]) -> None:
     """Given one event_id at positions 5 and 600, When posted, Then the second is a duplicate of the first."""
     events = [make_event(n) for n in range(1000)]
     events[600] = make_event(5)

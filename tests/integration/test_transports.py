@@ -111,34 +111,6 @@ class TestPostgresTransport:
         assert [r["status"] for r in retried] == ["duplicate"] * 5
         assert event_count(db) == 5
 
-    def test_chunked_call_after_a_dropped_connection_stores_each_chunk_once(
-        self, transport: PostgresTransport, db: psycopg.Connection[Any]
-    ) -> None:
-        """Given a killed connection, When chunks are sent in one transaction, Then each is stored once."""
-        transport.call("chain_state", {"p_before_seq": 1})
-        db.execute("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'audit-trail'")
-
-        chunks = iter([[sealed(0), sealed(1)], [sealed(2)], [sealed(1)]])
-        outcomes = transport.call_chunked("ingest_events", "p_events", chunks)
-
-        assert [o["status"] for o in outcomes] == ["created", "created", "created", "duplicate"]
-        assert event_count(db) == 3
-
-    def test_chunked_call_rolls_back_when_the_producer_fails(
-        self, transport: PostgresTransport, db: psycopg.Connection[Any]
-    ) -> None:
-        """Given a producer that fails after two chunks were sent, When called, Then nothing is stored."""
-
-        def chunks() -> Any:
-            yield [sealed(0)]
-            yield [sealed(1)]
-            raise RuntimeError("validation failed half way")
-
-        with pytest.raises(RuntimeError, match="half way"):
-            transport.call_chunked("ingest_events", "p_events", chunks())
-        assert event_count(db) == 0
-        assert transport.call("chain_state", {"p_before_seq": 1})["head_seq"] == 0
-
     def test_unreachable_database_is_service_unavailable(self) -> None:
         """Given a database that does not answer, When called, Then ServiceUnavailable names no secret."""
         transport = PostgresTransport("postgresql://audit:s3cret@127.0.0.1:9/none", connect_timeout=1)

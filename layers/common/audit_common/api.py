@@ -28,8 +28,8 @@ IngestRequest = Annotated[
 """`POST /events` takes one event, `{"events": [...]}` or a bare JSON array, with up to 1000 events.
 
 This is the schema published in OpenAPI. The ingest function enforces it in two steps, the
-envelope first and then the events a chunk at a time (`request_events`, `validate_events`), so
-that a chunk can be stored while the next one is validated.
+envelope (`request_events`) and then the events (`validate_events`), because Powertools would
+reduce a JSON array body to its first element for a type it does not see as a sequence.
 """
 
 ingest_request_adapter: TypeAdapter[AuditEventBatch | list[AuditEventIn] | AuditEventIn] = TypeAdapter(IngestRequest)
@@ -63,18 +63,12 @@ def request_events(body: Any) -> list[Any]:
     return envelope if isinstance(envelope, list) else [envelope]
 
 
-def validate_events(raw_events: Sequence[Any], offset: int = 0) -> list[AuditEventIn]:
-    """Validate events; errors are located at their position in the request (`offset` + index)."""
+def validate_events(raw_events: Sequence[Any]) -> list[AuditEventIn]:
+    """Validate every event; each error is located at the event's position in the request."""
     try:
         return _event_list_adapter.validate_python(raw_events)
     except ValidationError as exc:
-        raise invalid_input([{**e, "loc": ("body", "list", *_shift(e["loc"], offset))} for e in exc.errors()]) from None
-
-
-def _shift(loc: tuple[int | str, ...], offset: int) -> tuple[int | str, ...]:
-    # A list's errors start with the item's position; report it within the whole request.
-    head = loc[0] if loc else None
-    return (offset + head, *loc[1:]) if isinstance(head, int) else loc
+        raise invalid_input([{**e, "loc": ("body", "list", *e["loc"])} for e in exc.errors()]) from None
 
 
 class EventResult(BaseModel):

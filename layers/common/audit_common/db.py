@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol, TypeVar
 
 import orjson
@@ -34,15 +34,6 @@ class Transport(Protocol):
 
     def call(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run `audit.<function>(name => value, ...)` and return the decoded jsonb result."""
-        ...
-
-    def call_chunked(self, function: str, argument: str, chunks: Iterable[list[Any]]) -> list[Any]:
-        """Run `audit.<function>(argument => chunk)` for every chunk in ONE transaction.
-
-        Each call returns a JSON array; the arrays are concatenated in chunk order. `chunks` is
-        consumed lazily, so a transport may store one chunk while the caller prepares the next.
-        If the iterable raises, the transaction is rolled back and nothing is stored.
-        """
         ...
 
     def close(self) -> None:
@@ -101,16 +92,6 @@ class PostgresTransport:
         query, params = self._statement(function, args or {})
         return self._run(function, lambda conn: self._execute(conn, query, params))
 
-    def call_chunked(self, function: str, argument: str, chunks: Iterable[list[Any]]) -> list[Any]:
-        """All chunks in one transaction, pipelined: chunk n+1 is prepared while the server stores chunk n.
-
-        Pipeline mode sends each call without waiting for the previous answer; on 2 cores this
-        overlaps validation and sealing in Python with the inserts in PostgreSQL (bench/ingest.py).
-        """
-        query, _ = self._statement(function, {argument: None})
-        replay = _Replayable(chunks)
-        return self._run(function, lambda conn: self._execute_chunked(conn, query, argument, replay))
-
     def _run(self, function: str, operation: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         with self._lock:
             for attempt in (1, 2):
@@ -157,19 +138,6 @@ class PostgresTransport:
                 row = conn.execute(query, params).fetchone()
         return None if row is None else row[0]
 
-    def _execute_chunked(
-        self, conn: psycopg.Connection[Any], query: sql.Composed, argument: str, chunks: Iterable[list[Any]]
-    ) -> list[Any]:
-        results: list[Any] = []
-        with conn.transaction(), conn.pipeline():
-            if self._role is not None:
-                conn.execute(sql.SQL("set local role {}").format(sql.Identifier(self._role)))
-            cursors = [conn.execute(query, {argument: Json(chunk, dumps=_orjson_dumps)}) for chunk in chunks]
-            for cursor in cursors:
-                row = cursor.fetchone()
-                results.extend(row[0] if row is not None else ())
-        return results
-
     def close(self) -> None:
         """Close the connection (the next call reconnects)."""
         if self._conn is not None:
@@ -177,20 +145,6 @@ class PostgresTransport:
                 self._conn.close()
             finally:
                 self._conn = None
-
-
-class _Replayable:
-    """Chunks from an iterator, kept so a retry after a lost connection can send them again."""
-
-    def __init__(self, chunks: Iterable[list[Any]]) -> None:
-        self._source = iter(chunks)
-        self._seen: list[list[Any]] = []
-
-    def __iter__(self) -> Iterator[list[Any]]:
-        yield from list(self._seen)
-        for chunk in self._source:
-            self._seen.append(chunk)
-            yield chunk
 
 
 def _domain_error(exc: pg_errors.Error) -> AuditError:
@@ -236,12 +190,6 @@ class PostgrestTransport:
         except Exception as exc:  # network errors from httpx; the call is safe to retry
             raise ServiceUnavailable("the event store is unavailable; retry later") from exc
         return response.data
-
-    def call_chunked(self, function: str, argument: str, chunks: Iterable[list[Any]]) -> list[Any]:
-        """One RPC with all chunks joined: PostgREST runs each request in its own transaction."""
-        merged = [item for chunk in chunks for item in chunk]
-        result = self.call(function, {argument: merged})
-        return list(result or [])
 
     def close(self) -> None:
         """Close the HTTP session."""
