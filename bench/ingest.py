@@ -411,7 +411,7 @@ def server_split(url: str, calls: int, events: int, sql_stage: Stage) -> list[St
         Stage("    row trigger audit.tg_chain_link (seq, chain_hash)", link_ms / 1000, events),
         Stage("    statement trigger audit.tg_chain_head_advance", advance_ms / 1000, events),
         Stage(
-            "  outside it: JSON both ways (driver, server jsonb input), protocol",
+            "  outside it: JSON both ways (driver, server json input), protocol",
             sql_stage.seconds - server_ms / 1000,
             events,
         ),
@@ -645,7 +645,7 @@ def report(results: Results) -> str:
     stage_lines += [
         ["sum of the stages", f"{stages_us:.1f}", f"{stages_us / total_us:.0%}"],
         [
-            "rest: Powertools routing, logging, metrics",
+            "rest: Powertools routing, logging, metrics (± timing noise)",
             f"{total_us - stages_us:.1f}",
             f"{(total_us - stages_us) / total_us:.0%}",
         ],
