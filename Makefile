@@ -28,7 +28,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 openapi: $(STAMP)
-	PYTHONPATH=layers/common:functions $(BIN)/python -m ingest.openapi > docs/openapi.json
+	PYTHONPATH=layers/common:functions $(BIN)/python -m openapi_document > docs/openapi.json
 
 build: $(STAMP)
 	PATH=$(PY312):$$PATH $(BIN)/sam build

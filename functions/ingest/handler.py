@@ -5,54 +5,24 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Annotated, Any
 
-import orjson
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime
 
-from audit_common.api import (
-    ErrorResponse,
-    EventPage,
-    IngestResponse,
-    StoredEvent,
-    VerifyResponse,
-)
+from audit_common.api import EventPage, IngestResponse, StoredEvent, VerifyResponse
 from audit_common.db import get_transport
-from audit_common.errors import AuditError, NotFound, PayloadTooLarge
-from audit_common.http import error_response, proxy_error, validation_error_response
+from audit_common.errors import NotFound
+from audit_common.http import ERROR_RESPONSES, JsonBody, create_resolver, resolve
 from audit_common.models import LenientEventType, LenientSecurityLevel, LenientStandard
 from audit_common.observability import logger, metrics, tracer
 from audit_common.settings import get_settings
 from audit_common.verification import verify_chain
 from ingest import service
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
-# Any JSON value: the route validates the body itself (see post_events).
-JsonBody = dict[str, Any] | list[Any] | str | int | float | bool
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-app = APIGatewayRestResolver(enable_validation=True, serializer=_dumps, json_body_deserializer=orjson.loads)
-_ERRORS: dict[int, OpenAPIResponse] = {
-    status: {
-        "description": description,
-        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
-    }
-    for status, description in (
-        (400, "Unreadable request (bad JSON, bad cursor)"),
-        (413, "Body larger than 5 MiB"),
-        (422, "Refused input; `errors` names each field"),
-        (503, "Event store unavailable; retry"),
-    )
-}
+app = create_resolver()
 
 
 @app.post(
@@ -62,7 +32,7 @@ _ERRORS: dict[int, OpenAPIResponse] = {
     responses={
         201: {"description": "All events created"},
         200: {"description": "Some were already stored"},
-        **_ERRORS,
+        **ERROR_RESPONSES,
     },
     tags=["events"],
 )
@@ -70,7 +40,7 @@ def post_events(body: Annotated[JsonBody, Body()]) -> Response[IngestResponse]:
     """Validate, seal and store; 201 when every event is new, 200 when some were duplicates."""
     # The body is validated by the service, not the resolver: Powertools reduces a JSON array to
     # its first element for a body type it does not see as a sequence (our tagged union), which
-    # would silently drop events. ingest.openapi publishes the schema that is enforced.
+    # would silently drop events. openapi_document publishes the schema that is enforced.
     result = service.ingest_request(get_transport(), body)
     metrics.add_metric(name="EventsCreated", unit=MetricUnit.Count, value=result.created)
     metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=result.duplicates)
@@ -78,7 +48,7 @@ def post_events(body: Annotated[JsonBody, Body()]) -> Response[IngestResponse]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=result)
 
 
-@app.get("/events", summary="List events, newest first", responses=_ERRORS, tags=["events"])
+@app.get("/events", summary="List events, newest first", responses=ERROR_RESPONSES, tags=["events"])
 def get_events(
     user_id: Annotated[str | None, Query(max_length=255)] = None,
     event_type: Annotated[LenientEventType | None, Query()] = None,
@@ -108,7 +78,7 @@ def get_events(
 @app.get(
     "/events/<event_id>",
     summary="One event with its integrity fields",
-    responses={404: {"description": "Unknown event_id"}, **_ERRORS},
+    responses={404: {"description": "Unknown event_id"}, **ERROR_RESPONSES},
     tags=["events"],
 )
 def get_event(event_id: Annotated[str, Path(max_length=255)]) -> StoredEvent:
@@ -122,7 +92,7 @@ def get_event(event_id: Annotated[str, Path(max_length=255)]) -> StoredEvent:
 @app.get(
     "/integrity/verify",
     summary="Verify the hash chain over a seq range",
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     tags=["integrity"],
 )
 def verify(
@@ -145,34 +115,9 @@ def verify(
     return result
 
 
-@app.exception_handler(RequestValidationError)
-def _invalid_request(exc: RequestValidationError) -> Response[ErrorResponse]:
-    return validation_error_response(exc.errors())
-
-
-@app.exception_handler(AuditError)
-def _domain_error(exc: AuditError) -> Response[ErrorResponse]:
-    return error_response(exc)
-
-
-@app.not_found
-def _no_route(_exc: Exception) -> Response[ErrorResponse]:
-    return error_response(NotFound(f"no route {app.current_event.http_method} {app.current_event.path}"))
-
-
-@app.exception_handler(Exception)
-def _unexpected(exc: Exception) -> Response[ErrorResponse]:
-    logger.exception("unhandled error")
-    return error_response(AuditError("internal error; it has been logged"))
-
-
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway proxy event in, proxy response out."""
-    body = event.get("body") or ""
-    if len(body) > MAX_BODY_BYTES:
-        # Refused before parsing: reading a huge body is the cost an attacker wants us to pay.
-        return proxy_error(PayloadTooLarge(f"body: {len(body)} bytes; the limit is {MAX_BODY_BYTES}; split the batch"))
-    return app.resolve(event, context)
+    return resolve(app, event, context)

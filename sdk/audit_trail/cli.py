@@ -2,6 +2,7 @@
 
     audit-trail db migrate --database-url URL   apply the Supabase migrations to PostgreSQL
     audit-trail verify [--database-url URL]     recompute every checksum and chain link
+    audit-trail webhook --url URL               connect new events to the detect function
 
 Exit status: 0 success, 1 verification failed, 2 usage or configuration error.
 """
@@ -104,6 +105,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.valid else EXIT_INVALID
 
 
+def cmd_webhook(args: argparse.Namespace) -> int:
+    """Create the AFTER INSERT trigger that calls the detect endpoint (pg_notify where pg_net is absent)."""
+    import getpass
+
+    import psycopg
+
+    secret = os.environ.get("AUDIT_WEBHOOK_SECRET") or (
+        getpass.getpass("webhook secret (as stored in Secrets Manager): ") if sys.stdin.isatty() else ""
+    )
+    if len(secret) < 16:
+        raise SystemExit("audit-trail: the webhook secret must be at least 16 characters (AUDIT_WEBHOOK_SECRET)")
+    with psycopg.connect(_database_url(args), autocommit=True) as conn:
+        row = conn.execute(
+            "select audit.configure_detection_webhook(%s, %s, %s)", (args.url, secret, args.timeout_ms)
+        ).fetchone()
+    mode = row[0] if row else "unknown"
+    print(f"detection webhook installed ({mode}) -> {args.url}")
+    if mode == "pg_notify":
+        print("this database has no supabase_functions (pg_net): inserts are announced on channel audit_detection")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
@@ -140,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.add_argument("--quiet", action="store_true", help="no progress output")
     verify.set_defaults(func=cmd_verify)
+
+    webhook = commands.add_parser(
+        "webhook",
+        help="connect new events to the detect function (Supabase database webhook)",
+        description="Create the AFTER INSERT trigger on audit.audit_events that posts each new event to the "
+        "detect function's POST /webhooks/supabase with the shared secret header. Uses "
+        "supabase_functions.http_request (pg_net) on Supabase; elsewhere falls back to pg_notify on channel "
+        "audit_detection. The secret is read from $AUDIT_WEBHOOK_SECRET or prompted for, never from the "
+        "command line (it would land in shell history).",
+    )
+    webhook.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")
+    webhook.add_argument("--url", required=True, help="the detect endpoint, e.g. <ApiBaseUrl>/webhooks/supabase")
+    webhook.add_argument("--timeout-ms", type=int, default=5000, help="pg_net request timeout (default 5000)")
+    webhook.set_defaults(func=cmd_webhook)
     return parser
 
 

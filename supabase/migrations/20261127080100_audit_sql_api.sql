@@ -233,7 +233,7 @@ $$;
 -- Blanks the personal payload, keeps seq, event_id, timestamp, type, checksum and both hashes,
 -- and records who, when and why. Verification then checks links but not the blanked checksum.
 -- ---------------------------------------------------------------------------------------------
-create function audit.redact_events(p_event_ids text[], p_reason text, p_actor text, p_ref text default null)
+create function audit.redact_events(p_event_ids jsonb, p_reason text, p_actor text, p_ref text default null)
 returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -252,11 +252,11 @@ begin
      set user_email = null, session_id = null, ip_address = null, user_agent = null,
          details = '{}'::jsonb, metadata = '{}'::jsonb,
          redacted_at = pg_catalog.now(), redaction_reason = p_reason, redacted_by = p_actor, redaction_ref = p_ref
-   where e.event_id = any(p_event_ids) and e.redacted_at is null;
+   where e.event_id in (select pg_catalog.jsonb_array_elements_text(p_event_ids)) and e.redacted_at is null;
   get diagnostics v_count = row_count;
   -- close the door again: later statements of this transaction are append-only as usual
   perform pg_catalog.set_config('audit.redaction_txid', '', true);
-  return pg_catalog.jsonb_build_object('requested', pg_catalog.cardinality(p_event_ids), 'redacted', v_count);
+  return pg_catalog.jsonb_build_object('requested', pg_catalog.jsonb_array_length(p_event_ids), 'redacted', v_count);
 end
 $$;
 
@@ -274,5 +274,5 @@ grant execute on function
 grant execute on function
   audit.ingest_events(json),
   audit.chain_state(bigint),
-  audit.redact_events(text[], text, text, text)
+  audit.redact_events(jsonb, text, text, text)
   to service_role;

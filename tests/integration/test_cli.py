@@ -14,7 +14,7 @@ from audit_common.models import AuditEventIn
 from audit_trail.cli import main
 from audit_trail.postgres import create_database, drop_database
 from ingest import service
-from tests.support.events import make_event
+from tests.support.events import make_event, one
 
 
 @pytest.fixture
@@ -61,3 +61,61 @@ def test_missing_database_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(SystemExit, match="--database-url"):
         main(["verify"])
+
+
+def test_webhook_command_falls_back_to_pg_notify_and_events_are_announced(
+    db_url: str,
+    db: psycopg.Connection[Any],
+    transport: PostgresTransport,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Given vanilla PostgreSQL, When the webhook is wired, Then each insert is announced with the webhook payload."""
+    monkeypatch.setenv("AUDIT_WEBHOOK_SECRET", "a-secret-of-sixteen-chars")
+    assert main(["webhook", "--database-url", db_url, "--url", "https://api.example.com/v1/webhooks/supabase"]) == 0
+    assert "(pg_notify)" in capsys.readouterr().out
+
+    with psycopg.connect(db_url, autocommit=True) as listener:
+        listener.execute("listen audit_detection")
+        service.store_events(transport, [AuditEventIn.model_validate(make_event(n)) for n in range(2)])
+        notices = [orjson.loads(n.payload) for n in listener.notifies(timeout=2, stop_after=2)]
+
+    assert [(n["type"], n["schema"], n["table"], n["record"]["seq"], n["old_record"]) for n in notices] == [
+        ("INSERT", "audit", "audit_events", 1, None),
+        ("INSERT", "audit", "audit_events", 2, None),
+    ]
+
+
+def test_webhook_command_refuses_a_short_secret(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a short secret, When wiring the webhook, Then the command refuses before touching the database."""
+    monkeypatch.setenv("AUDIT_WEBHOOK_SECRET", "short")
+    with pytest.raises(SystemExit, match="16 characters"):
+        main(["webhook", "--database-url", db_url, "--url", "https://x.example/webhooks/supabase"])
+
+
+def test_webhook_uses_supabase_functions_where_it_exists(
+    db_url: str, db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a database with supabase_functions.http_request, When wired, Then the trigger calls it with our args."""
+    # The same signature Supabase installs (a trigger function reading its arguments from TG_ARGV).
+    db.execute(
+        "create schema supabase_functions;"
+        "create function supabase_functions.http_request() returns trigger language plpgsql"
+        " as $$ begin return new; end $$"
+    )
+    monkeypatch.setenv("AUDIT_WEBHOOK_SECRET", "a-secret-of-sixteen-chars")
+    url = "https://abc.execute-api.eu-west-1.amazonaws.com/v1/webhooks/supabase"
+
+    assert main(["webhook", "--database-url", db_url, "--url", url, "--timeout-ms", "3000"]) == 0
+
+    row = one(
+        db,
+        "select p.proname, n.nspname, t.tgargs from pg_trigger t join pg_proc p on p.oid = t.tgfoid"
+        " join pg_namespace n on n.oid = p.pronamespace where t.tgname = 'audit_events_detection_webhook'",
+    )
+    args = bytes(row[2]).split(b"\x00")[:-1]
+    assert (row[0], row[1]) == ("http_request", "supabase_functions")
+    assert [a.decode() for a in args[:2]] == [url, "POST"]
+    headers = orjson.loads(args[2])
+    assert headers == {"Content-Type": "application/json", "X-Audit-Webhook-Secret": "a-secret-of-sixteen-chars"}
+    assert [a.decode() for a in args[3:]] == ["{}", "3000"]

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
 
 from audit_common.db import PostgresTransport
 from audit_common.integrity import ChainVerifier
@@ -158,7 +159,9 @@ class TestAppendOnly:
         before = one(db, "select seq, checksum, chain_hash from audit.audit_events where event_id = %s", (event_id,))
         with db.transaction():
             as_role(db, "service_role")
-            out = one(db, "select audit.redact_events(%s, 'erasure', 'dpo@example.com', 'req-1')", ([event_id],))
+            out = one(
+                db, "select audit.redact_events(%s::jsonb, 'erasure', 'dpo@example.com', 'req-1')", (Jsonb([event_id]),)
+            )
         assert out[0] == {"requested": 1, "redacted": 1}
 
         row = one(
@@ -177,15 +180,17 @@ class TestAppendOnly:
     ) -> None:
         """Given a redaction in a transaction, When the same transaction then updates, Then it is still refused."""
         with pytest.raises(pg_errors.InsufficientPrivilege, match="append-only"), db.transaction():
-            db.execute("select audit.redact_events(%s, 'retention', 'retention-job')", ([make_event(0)["event_id"]],))
+            db.execute(
+                "select audit.redact_events(%s, 'retention', 'retention-job')", (Jsonb([make_event(0)["event_id"]]),)
+            )
             db.execute("update audit.audit_events set action = 'changed'")
 
     def test_redaction_needs_a_reason_and_an_actor(self, db: psycopg.Connection[Any]) -> None:
         """Given no actor or an unknown reason, When redacting, Then the function refuses."""
         with pytest.raises(pg_errors.InvalidParameterValue):
-            db.execute("select audit.redact_events(%s, 'because', 'me')", ([make_event(0)["event_id"]],))
+            db.execute("select audit.redact_events(%s, 'because', 'me')", (Jsonb([make_event(0)["event_id"]]),))
         with pytest.raises(pg_errors.InvalidParameterValue):
-            db.execute("select audit.redact_events(%s, 'erasure', '  ')", ([make_event(0)["event_id"]],))
+            db.execute("select audit.redact_events(%s, 'erasure', '  ')", (Jsonb([make_event(0)["event_id"]]),))
 
     def test_api_roles_cannot_insert_around_the_sql_api(self, db: psycopg.Connection[Any]) -> None:
         """Given the API roles, When one inserts directly, Then permission is denied (only ingest_events writes)."""
@@ -240,7 +245,7 @@ class TestRowLevelSecurity:
         """Given an auditor JWT, When it calls ingest_events or redact_events, Then permission is denied."""
         for call in (
             "select audit.ingest_events('[]'::json)",
-            "select audit.redact_events('{}', 'erasure', 'x')",
+            "select audit.redact_events('[]', 'erasure', 'x')",
         ):
             with pytest.raises(pg_errors.InsufficientPrivilege), db.transaction():
                 as_role(db, "authenticated", AUDITOR_CLAIMS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ingest.openapi import render
+from openapi_document import render
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -18,7 +18,14 @@ def test_committed_openapi_is_current() -> None:
 def test_openapi_documents_every_route_and_the_error_envelope() -> None:
     """Given the document, When read, Then every route is there and errors use the envelope schema."""
     document = json.loads(render())
-    assert set(document["paths"]) == {"/events", "/events/{event_id}", "/integrity/verify"}
+    assert set(document["paths"]) == {
+        "/events",
+        "/events/{event_id}",
+        "/integrity/verify",
+        "/webhooks/supabase",
+        "/alerts",
+        "/alerts/{alert_id}",
+    }
     assert set(document["paths"]["/events"]) == {"get", "post"}
     post = document["paths"]["/events"]["post"]
     assert {"201", "200", "422", "400", "413", "503"} <= set(post["responses"])

@@ -1,14 +1,17 @@
 """template.yaml and the sample events agree with the code and with the architecture.
 
 The template is parsed with cfn-lint's own decoder, which understands the short CloudFormation tags
-(``!Ref``, ``!If``, ...) that ``yaml.safe_load`` refuses.
+(``!Ref``, ``!If``, ...) that ``yaml.safe_load`` refuses. Where what matters is what SAM generates (the
+roles and their statements), the template is also run through the SAM translator, offline.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,13 +19,19 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from cfnlint.decode import decode  # type: ignore[import-untyped]
+from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
+
+from audit_common.integrity.seal import event_checksum
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events" / "ingest"
+DETECT_EVENTS = ROOT / "events" / "detect"
+SCHEMA_MIGRATION = ROOT / "supabase" / "migrations" / "20261127080000_audit_schema.sql"
 
 INGEST_ROUTES = {
     ("POST", "/events"),
@@ -30,6 +39,20 @@ INGEST_ROUTES = {
     ("GET", "/events/{event_id}"),
     ("GET", "/integrity/verify"),
 }
+DETECT_ROUTES = {
+    ("POST", "/webhooks/supabase"),
+    ("GET", "/alerts"),
+    ("PATCH", "/alerts/{alert_id}"),
+}
+ROUTES_BY_FUNCTION = {"IngestFunction": INGEST_ROUTES, "DetectFunction": DETECT_ROUTES}
+# The file under CodeUri each Handler must name (whether it exists yet is another test's business).
+HANDLER_FILES = {
+    "IngestFunction": "functions/ingest/handler.py",
+    "DetectFunction": "functions/detect/handler.py",
+    "DetectSweepFunction": "functions/detect/sweep.py",
+}
+SERVICE_NAMES = {"IngestFunction": "ingest", "DetectFunction": "detect", "DetectSweepFunction": "detect-sweep"}
+DETECT_FUNCTIONS = {"DetectFunction", "DetectSweepFunction"}
 EXPECTED_EVENT_FILES = {
     "post_event.json",
     "post_batch.json",
@@ -40,6 +63,24 @@ EXPECTED_EVENT_FILES = {
     "get_event_unknown.json",
     "verify.json",
 }
+DETECT_API_EVENT_FILES = {
+    "webhook_insert.json",
+    "webhook_update.json",
+    "webhook_bad_secret.json",
+    "webhook_other_table.json",
+    "get_alerts.json",
+    "patch_alert.json",
+}
+WEBHOOK_EVENT_FILES = sorted(name for name in DETECT_API_EVENT_FILES if name.startswith("webhook_"))
+SWEEP_EVENT_FILE = "sweep_schedule.json"
+# Every v1 proxy sample, as "<function directory>/<file>", and the function whose routes it must hit.
+API_SAMPLE_EVENTS = {
+    **{f"ingest/{name}": "IngestFunction" for name in EXPECTED_EVENT_FILES},
+    **{f"detect/{name}": "DetectFunction" for name in DETECT_API_EVENT_FILES},
+}
+# What supabase_functions.http_request posts: {"type": TG_OP, "table", "schema", "record": NEW, "old_record": OLD}.
+SUPABASE_WEBHOOK_KEYS = {"type", "table", "schema", "record", "old_record"}
+WEBHOOK_SECRET_HEADER = "X-Audit-Webhook-Secret"
 PROXY_KEYS = {
     "resource",
     "path",
@@ -63,10 +104,12 @@ REQUEST_CONTEXT_KEYS = {
     "identity",
     "requestTimeEpoch",
 }
-SECRET_PARAMETERS = {"DatabaseSecretArn", "SupabaseKeySecretArn"}
+SECRET_PARAMETERS = {"DatabaseSecretArn", "SupabaseKeySecretArn", "WebhookSecretArn"}
 SECRET_MARKERS = ("postgres://", "postgresql://", "key")
 # Offline tools must not wait on the network: no region lookup, no instance metadata, no telemetry.
 TOOL_ENV = {"AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0", "AWS_EC2_METADATA_DISABLED": "true"}
+# The publishers and the one thing each may publish to.
+PUBLISH_ACTIONS = {"events:PutEvents": "AuditEventBus", "sns:Publish": "AlertsTopic"}
 
 
 @functools.cache
@@ -83,6 +126,67 @@ def _resources_of_type(resource_type: str) -> dict[str, dict[str, Any]]:
 
 def _functions() -> dict[str, dict[str, Any]]:
     return _resources_of_type("AWS::Serverless::Function")
+
+
+class _NoManagedPolicies:
+    """The translator looks up AWS managed policies by name only when a template uses one; this one does not."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@functools.cache
+def _translated() -> dict[str, Any]:
+    """The template after the SAM transform: generated roles, permissions and schedules, as CloudFormation gets them.
+
+    Local CodeUri paths stand in as S3 URIs (what `sam package` would upload); the region only names partitions.
+    """
+    template = json.loads(json.dumps(_template()))
+    for resource in template["Resources"].values():
+        for uri in ("CodeUri", "ContentUri"):
+            if uri in resource.get("Properties", {}):
+                resource["Properties"][uri] = "s3://audit-trail-artifacts/code.zip"
+    with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": "us-east-1"}):
+        translated = transform(template, {}, _NoManagedPolicies())
+    assert isinstance(translated, dict)
+    return translated
+
+
+def _api_routes(function: dict[str, Any]) -> set[tuple[str, str]]:
+    routes = set()
+    for event in function["Properties"].get("Events", {}).values():
+        if event["Type"] == "Api":
+            assert event["Properties"]["RestApiId"] == {"Ref": "AuditApi"}
+            routes.add((event["Properties"]["Method"].upper(), event["Properties"]["Path"]))
+    return routes
+
+
+def _schedules() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(function, event properties) for every EventBridge Scheduler event in the template."""
+    for name, function in _functions().items():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "ScheduleV2":
+                yield name, event["Properties"]
+
+
+def _sample(relative: str) -> dict[str, Any]:
+    event = json.loads((ROOT / "events" / relative).read_text())
+    assert isinstance(event, dict)
+    return event
+
+
+def _webhook_body(name: str) -> dict[str, Any]:
+    body = json.loads(_sample(f"detect/{name}")["body"])
+    assert isinstance(body, dict)
+    return body
+
+
+def _audit_event_columns() -> list[str]:
+    """The columns of audit.audit_events, in order, from the migration that creates the table."""
+    sql = SCHEMA_MIGRATION.read_text()
+    start = sql.index("create table audit.audit_events (")
+    block = sql[start : sql.index("\n);", start)]
+    return re.findall(r'^  "?([a-z_]+)"?\s+(?:bigint|text|timestamptz|inet|jsonb|bytea)\b', block, flags=re.MULTILINE)
 
 
 def _tool(name: str) -> str | None:
@@ -118,6 +222,21 @@ def _literal_strings(value: Any) -> Iterator[str]:
                 yield from _literal_strings(item[1:])
             else:
                 yield from _literal_strings(item)
+
+
+def _targets(value: Any) -> Iterator[str]:
+    """The logical ids a value points at through Ref or Fn::GetAtt (pseudo parameters included)."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _targets(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref":
+                yield item
+            elif key == "Fn::GetAtt":
+                yield item[0] if isinstance(item, list) else item.split(".")[0]
+            else:
+                yield from _targets(item)
 
 
 def _refs(value: Any) -> Iterator[str]:
@@ -166,6 +285,19 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _translated_statements() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner, statement) for every IAM statement after the SAM transform: role inline policies and managed ones."""
+    for name, resource in _translated()["Resources"].items():
+        documents = []
+        if resource["Type"] == "AWS::IAM::Role":
+            documents = [policy["PolicyDocument"] for policy in resource["Properties"].get("Policies", [])]
+        elif resource["Type"] == "AWS::IAM::ManagedPolicy":
+            documents = [resource["Properties"]["PolicyDocument"]]
+        for document in documents:
+            for statement in _as_list(document["Statement"]):
+                yield name, statement
+
+
 def test_cfn_lint_passes() -> None:
     """Given template.yaml, when cfn-lint checks it, then it reports nothing and exits 0."""
     cfn_lint = _tool("cfn-lint")
@@ -188,25 +320,33 @@ def test_sam_validate_lint_passes() -> None:
 
 
 def test_every_sample_event_is_there() -> None:
-    """Given events/ingest, when it is listed, then it holds exactly the documented sample events."""
+    """Given events/ingest and events/detect, when listed, then they hold exactly the documented sample events."""
     names = {path.name for path in EVENTS.glob("*.json")}
+    detect_names = {path.name for path in DETECT_EVENTS.glob("*.json")}
 
     assert names == EXPECTED_EVENT_FILES
+    assert detect_names == DETECT_API_EVENT_FILES | {SWEEP_EVENT_FILE}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_EVENT_FILES))
-def test_sample_event_is_a_rest_v1_proxy_event(name: str) -> None:
-    """Given a sample event, when it is parsed, then it has the API Gateway REST proxy shape."""
-    event = json.loads((EVENTS / name).read_text())
+@pytest.mark.parametrize("relative", sorted(API_SAMPLE_EVENTS))
+def test_sample_event_is_a_rest_v1_proxy_event(relative: str) -> None:
+    """Given a sample API event, when it is parsed, then it has the REST proxy shape and hits its function's route."""
+    event = _sample(relative)
 
     assert event.keys() >= PROXY_KEYS
     assert event["requestContext"].keys() >= REQUEST_CONTEXT_KEYS
     assert event["requestContext"]["stage"] == "v1"
     assert event["requestContext"]["httpMethod"] == event["httpMethod"]
     assert event["requestContext"]["resourcePath"] == event["resource"]
+    assert event["requestContext"]["path"] == f"/v1{event['path']}"
     assert "sourceIp" in event["requestContext"]["identity"]
-    assert (event["httpMethod"], event["resource"]) in INGEST_ROUTES
+    assert (event["httpMethod"], event["resource"]) in ROUTES_BY_FUNCTION[API_SAMPLE_EVENTS[relative]]
     assert event["isBase64Encoded"] is False
+    assert event["multiValueHeaders"] == {name: [value] for name, value in event["headers"].items()}
+    if event["queryStringParameters"] is not None:
+        assert event["multiValueQueryStringParameters"] == {
+            name: [value] for name, value in event["queryStringParameters"].items()
+        }
     if event["body"] is not None:
         assert isinstance(json.loads(event["body"]), dict)
 
@@ -229,6 +369,66 @@ def test_sample_events_refer_to_each_other() -> None:
     assert len({event["event_id"] for event in batch} | {event_id}) == 4
 
 
+@pytest.mark.parametrize("name", sorted(WEBHOOK_EVENT_FILES))
+def test_webhook_sample_is_what_the_supabase_database_webhook_sends(name: str) -> None:
+    """Given a webhook sample, when parsed, then it is a pg_net POST with the shared-secret header and the payload
+    of supabase_functions.http_request: exactly type, table, schema, record and old_record."""
+    event = _sample(f"detect/{name}")
+    body = _webhook_body(name)
+
+    assert (event["httpMethod"], event["resource"]) == ("POST", "/webhooks/supabase")
+    assert event["headers"]["Content-Type"] == "application/json"
+    assert event["headers"]["User-Agent"].startswith("pg_net/")
+    assert event["headers"][WEBHOOK_SECRET_HEADER]
+    assert body.keys() == SUPABASE_WEBHOOK_KEYS
+    assert body["type"] in {"INSERT", "UPDATE", "DELETE"}
+    assert isinstance(body["record"], dict)
+    assert (body["old_record"] is None) == (body["type"] == "INSERT")
+
+
+def test_webhook_samples_cover_the_cases_the_function_must_tell_apart() -> None:
+    """Given the webhook samples, when compared, then they differ from the insert only in what each case is about."""
+    insert = _sample("detect/webhook_insert.json")
+    bad_secret = _sample("detect/webhook_bad_secret.json")
+    update = _webhook_body("webhook_update.json")
+    other_table = _webhook_body("webhook_other_table.json")
+    inserted = _webhook_body("webhook_insert.json")
+
+    assert (inserted["type"], inserted["schema"], inserted["table"]) == ("INSERT", "audit", "audit_events")
+    assert bad_secret["body"] == insert["body"]
+    assert bad_secret["headers"][WEBHOOK_SECRET_HEADER] != insert["headers"][WEBHOOK_SECRET_HEADER]
+    assert (update["type"], update["schema"], update["table"]) == ("UPDATE", "audit", "audit_events")
+    assert update["old_record"] == inserted["record"]
+    assert (other_table["type"], other_table["schema"], other_table["table"]) == ("INSERT", "public", "profiles")
+
+
+def test_webhook_record_is_a_stored_audit_event() -> None:
+    """Given the inserted record, when checked against the schema and the integrity spec, then it is a whole
+    audit_events row as to_jsonb(NEW) gives it, and the first link of a valid chain."""
+    record = _webhook_body("webhook_insert.json")["record"]
+    checksum, prev_hash, chain_hash = (record[field] for field in ("checksum", "prev_hash", "chain_hash"))
+
+    assert sorted(record) == sorted(_audit_event_columns())
+    assert record["seq"] == 1
+    for value in (checksum, prev_hash, chain_hash):
+        assert re.fullmatch(r"\\x[0-9a-f]{64}", value), value
+    assert prev_hash == "\\x" + "00" * 32
+    assert checksum == "\\x" + event_checksum(record).hex()
+    assert chain_hash == "\\x" + hashlib.sha256(bytes(32) + bytes.fromhex(checksum[2:])).hexdigest()
+
+
+def test_alert_samples_name_their_alert_and_filters() -> None:
+    """Given the alert samples, when parsed, then the PATCH names its alert in the path and the GET filters."""
+    patch = _sample("detect/patch_alert.json")
+    listing = _sample("detect/get_alerts.json")
+    alert_id = patch["pathParameters"]["alert_id"]
+
+    assert patch["path"] == f"/alerts/{alert_id}"
+    assert json.loads(patch["body"]) == {"status": "acknowledged", "note": "investigating"}
+    assert listing["queryStringParameters"] == {"status": "open", "severity": "high"}
+    assert listing["body"] is None
+
+
 def test_ingest_handler_resolves_to_a_file() -> None:
     """Given the ingest function, when its Handler is resolved against its CodeUri, then the module exists."""
     properties = _functions()["IngestFunction"]["Properties"]
@@ -241,16 +441,177 @@ def test_ingest_handler_resolves_to_a_file() -> None:
     assert module_file.is_file(), f"{module_file.relative_to(ROOT)} does not exist"
 
 
-def test_routes_are_exactly_the_ingest_api() -> None:
-    """Given every Api event in the template, when collected, then they are the four ingest routes."""
-    routes = set()
-    for function in _functions().values():
-        for event in function["Properties"].get("Events", {}).values():
-            if event["Type"] == "Api":
-                assert event["Properties"]["RestApiId"] == {"Ref": "AuditApi"}
-                routes.add((event["Properties"]["Method"].upper(), event["Properties"]["Path"]))
+@pytest.mark.parametrize("name", sorted(HANDLER_FILES))
+def test_handler_names_its_module_under_code_uri(name: str) -> None:
+    """Given a function, when its Handler is resolved against its CodeUri, then it names the expected module."""
+    properties = _functions()[name]["Properties"]
+    module, _, function_name = properties["Handler"].rpartition(".")
 
-    assert routes == INGEST_ROUTES
+    module_file = Path(properties["CodeUri"], *module.split(".")).with_suffix(".py")
+
+    assert function_name == "lambda_handler"
+    assert module_file == Path(HANDLER_FILES[name])
+    assert properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == SERVICE_NAMES[name]
+
+
+def test_routes_are_exactly_the_api_of_each_function() -> None:
+    """Given every Api event in the template, when collected per function, then ingest and detect each serve
+    exactly their routes and no route is served twice."""
+    routes = {name: _api_routes(function) for name, function in _functions().items()}
+    served = [route for function_routes in routes.values() for route in function_routes]
+
+    assert {name: found for name, found in routes.items() if found} == ROUTES_BY_FUNCTION
+    assert len(served) == len(set(served)) == len(INGEST_ROUTES | DETECT_ROUTES)
+
+
+def test_every_schedule_has_explicit_input_retries_and_a_dead_letter_queue() -> None:
+    """Given every EventBridge Scheduler event, when inspected, then it sends an explicit JSON object, retries
+    within its own period, and parks what still fails in an encrypted SQS queue of this stack."""
+    schedules = list(_schedules())
+    queues = _resources_of_type("AWS::SQS::Queue")
+
+    for name, schedule in schedules:
+        assert "Input" in schedule, f"{name}: without Input, Scheduler sends its own default payload"
+        assert isinstance(json.loads(schedule["Input"]), dict), name
+        assert schedule["RetryPolicy"].keys() == {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"}, name
+        queue_id, attribute = schedule["DeadLetterConfig"]["Arn"]["Fn::GetAtt"]
+        assert attribute == "Arn", name
+        assert queues[queue_id]["Properties"]["SqsManagedSseEnabled"] is True, name
+        assert queues[queue_id]["Properties"]["MessageRetentionPeriod"] == 1209600, name
+        assert schedule.get("OmitName") is True, name
+
+    assert schedules
+
+
+def test_detect_sweep_runs_every_five_minutes_with_the_sample_input() -> None:
+    """Given the sweep's schedule, when inspected, then it runs every five minutes, sends what the sample event
+    holds, gives up before the next run is due, and the function may run that long."""
+    schedules = dict(_schedules())
+    sweep = schedules["DetectSweepFunction"]
+    sample = json.loads((DETECT_EVENTS / SWEEP_EVENT_FILE).read_text())
+
+    assert sweep["ScheduleExpression"] == "rate(5 minutes)"
+    assert json.loads(sweep["Input"]) == sample == {"action": "sweep"}
+    assert sweep["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300}
+    assert sweep["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DetectSweepDeadLetterQueue", "Arn"]}}
+    assert _functions()["DetectSweepFunction"]["Properties"]["Timeout"] == 300
+
+
+def test_translated_schedule_keeps_input_retries_and_dead_letter_queue() -> None:
+    """Given the template after the SAM transform, when the sweep's schedule is inspected, then the Scheduler
+    target carries the Input, the retry policy and the queue, and its role may write only to that queue."""
+    resources = _translated()["Resources"]
+    schedules = {name: r for name, r in resources.items() if r["Type"] == "AWS::Scheduler::Schedule"}
+    (schedule,) = schedules.values()
+    target = schedule["Properties"]["Target"]
+    role = resources[target["RoleArn"]["Fn::GetAtt"][0]]
+    queue_statements = [
+        statement
+        for policy in role["Properties"]["Policies"]
+        for statement in _as_list(policy["PolicyDocument"]["Statement"])
+        if "sqs:SendMessage" in _as_list(statement["Action"])
+    ]
+
+    assert target["Arn"] == {"Fn::GetAtt": ["DetectSweepFunction", "Arn"]}
+    assert json.loads(target["Input"]) == {"action": "sweep"}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DetectSweepDeadLetterQueue", "Arn"]}}
+    assert [statement["Resource"] for statement in queue_statements] == [
+        {"Fn::GetAtt": ["DetectSweepDeadLetterQueue", "Arn"]}
+    ]
+
+
+def test_publish_permissions_name_only_the_bus_and_the_topic() -> None:
+    """Given every IAM statement SAM generates, when those about EventBridge or SNS are inspected, then only the
+    detect functions publish, each action names exactly its bus or topic, and nothing is granted on `*`."""
+    publishers: dict[str, set[str]] = {action: set() for action in PUBLISH_ACTIONS}
+
+    for owner, statement in _translated_statements():
+        actions = _as_list(statement["Action"])
+        if not any(action.startswith(("events:", "sns:")) for action in actions):
+            continue
+        assert statement["Effect"] == "Allow", owner
+        assert len(actions) == 1, (owner, actions)
+        assert actions[0] in PUBLISH_ACTIONS, (owner, actions)
+        resource = statement["Resource"]
+        assert not any("*" in literal for literal in _literal_strings(resource)), (owner, resource)
+        named = {target for target in _targets(resource) if not target.startswith("AWS::")}
+        assert named == {PUBLISH_ACTIONS[actions[0]]}, (owner, resource)
+        publishers[actions[0]].add(owner)
+
+    expected_roles = {f"{name}Role" for name in DETECT_FUNCTIONS}
+    assert publishers == dict.fromkeys(PUBLISH_ACTIONS, expected_roles)
+
+
+def test_detect_functions_are_told_where_to_publish() -> None:
+    """Given both detect functions, when their environment is inspected, then it names the bus and the topic
+    that their policies allow, and the bus and topic are the ones the architecture describes."""
+    bus = _template()["Resources"]["AuditEventBus"]
+    topic = _template()["Resources"]["AlertsTopic"]
+
+    for name in DETECT_FUNCTIONS:
+        variables = _functions()[name]["Properties"]["Environment"]["Variables"]
+        assert variables["AUDIT_EVENT_BUS_NAME"] == {"Ref": "AuditEventBus"}, name
+        assert variables["AUDIT_ALERT_TOPIC_ARN"] == {"Ref": "AlertsTopic"}, name
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": "audit-trail-${EnvironmentName}"}
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert topic["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+
+
+def test_alert_email_subscription_exists_only_when_an_address_is_given() -> None:
+    """Given the AlertEmail parameter, when unset (the default), then no subscription is created."""
+    subscriptions = _resources_of_type("AWS::SNS::Subscription")
+    conditions = _template()["Conditions"]
+
+    assert _template()["Parameters"]["AlertEmail"]["Default"] == ""
+    assert {name: s["Condition"] for name, s in subscriptions.items()} == {"AlertsEmailSubscription": "HasAlertEmail"}
+    assert conditions["HasAlertEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlertEmail"}, ""]}]}
+    assert subscriptions["AlertsEmailSubscription"]["Properties"]["TopicArn"] == {"Ref": "AlertsTopic"}
+
+
+def test_webhook_secret_is_never_plain_text() -> None:
+    """Given the webhook secret, when the template is searched for it, then it exists only as a Secrets Manager
+    ARN: required by a Rule, passed as an ARN to the detect function alone, and readable by it alone."""
+    template = _template()
+    webhook_variables = [
+        (owner, variable, value) for owner, variable, value in _environment_variables() if "WEBHOOK" in variable
+    ]
+    attached = {
+        name
+        for name, function in _functions().items()
+        if {"Ref": "WebhookSecretReadPolicy"} in function["Properties"].get("Policies", [])
+    }
+    rule = template["Rules"]["WebhookSecretConfigured"]["Assertions"]
+
+    assert webhook_variables == [
+        (
+            "DetectFunction",
+            "AUDIT_WEBHOOK_SECRET_ARN",
+            {"Fn::If": ["HasWebhookSecret", {"Ref": "WebhookSecretArn"}, {"Ref": "AWS::NoValue"}]},
+        )
+    ]
+    assert [name for name in template["Parameters"] if "webhook" in name.lower()] == ["WebhookSecretArn"]
+    assert "secretsmanager" in template["Parameters"]["WebhookSecretArn"]["AllowedPattern"]
+    assert attached == {"DetectFunction"}
+    assert rule == [
+        {
+            "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookSecretArn"}, ""]}]},
+            "AssertDescription": rule[0]["AssertDescription"],
+        }
+    ]
+
+
+def test_outputs_give_the_webhook_url_and_the_alert_destinations() -> None:
+    """Given the stack outputs, when inspected, then they hold what the Supabase webhook and alert consumers need."""
+    outputs = _template()["Outputs"]
+
+    assert outputs["WebhookUrl"]["Value"] == {
+        "Fn::Sub": "https://${AuditApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1/webhooks/supabase"
+    }
+    assert outputs["AuditEventBusName"]["Value"] == {"Ref": "AuditEventBus"}
+    assert outputs["AlertsTopicArn"]["Value"] == {"Ref": "AlertsTopic"}
+    assert outputs["DetectSweepDeadLetterQueueUrl"]["Value"] == {"Ref": "DetectSweepDeadLetterQueue"}
 
 
 def test_environment_holds_no_secrets() -> None:
@@ -264,7 +625,7 @@ def test_environment_holds_no_secrets() -> None:
         for literal in _literal_strings(value):
             assert not any(marker in literal.lower() for marker in SECRET_MARKERS), (owner, variable)
         for target in _refs(value):
-            if any(word in target.lower() for word in ("key", "password", "token", "database")):
+            if any(word in target.lower() for word in ("key", "password", "token", "database", "secret")):
                 assert target in SECRET_PARAMETERS, (owner, variable, target)
                 assert parameters[target].get("Default", "") == "", target
 
@@ -287,8 +648,9 @@ def test_secret_read_policy_names_only_the_secret_parameters() -> None:
 
     assert statements
     assert named == SECRET_PARAMETERS
-    policy_refs = {json.dumps(policy) for policy in _functions()["IngestFunction"]["Properties"]["Policies"]}
-    assert json.dumps({"Ref": "DatabaseSecretReadPolicy"}) in policy_refs
+    for name in ("IngestFunction", *sorted(DETECT_FUNCTIONS)):
+        policy_refs = {json.dumps(policy) for policy in _functions()[name]["Properties"]["Policies"]}
+        assert json.dumps({"Ref": "DatabaseSecretReadPolicy"}) in policy_refs, name
 
 
 def test_every_function_logs_to_its_own_log_group() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
-from audit_common.models import MAX_BATCH_EVENTS, AuditEventBatch, AuditEventIn
+from audit_common.models import MAX_BATCH_EVENTS, NO_NUL_PATTERN, AuditEventBatch, AuditEventIn
 from audit_common.validation import invalid_input
 
 
@@ -168,3 +168,46 @@ class ErrorResponse(BaseModel):
 
     error: ErrorDetail
     errors: list[FieldErrorOut] | None = None
+
+
+class AlertOut(BaseModel):
+    """A risk-scored security alert: one per (rule, key, window)."""
+
+    alert_id: str
+    rule: str
+    alert_key: str = Field(description="The user_id or IP address the rule counted for.")
+    window_start: str
+    window_seconds: int
+    severity: Literal["low", "medium", "high", "critical"]
+    risk_score: float = Field(ge=0, le=10)
+    attack_id: str = Field(description="MITRE ATT&CK technique id.")
+    event_count: int
+    event_ids: list[str] = Field(description="The events that triggered it (at most 200, oldest first).")
+    first_event_at: str
+    last_event_at: str
+    trigger_seq: int
+    summary: str
+    context: dict[str, Any]
+    status: Literal["open", "acknowledged", "resolved"]
+    status_note: str | None
+    status_changed_by: str | None
+    status_changed_at: str | None
+    created_at: str
+    updated_at: str
+    published_at: str | None
+
+
+class AlertPage(BaseModel):
+    """One page of `GET /alerts`, newest first; pass `next_cursor` back as `cursor`."""
+
+    alerts: list[AlertOut]
+    next_cursor: str | None
+
+
+class AlertUpdate(BaseModel):
+    """`PATCH /alerts/{alert_id}`: acknowledge, resolve or reopen, with an optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["open", "acknowledged", "resolved"]
+    note: Annotated[str, Field(max_length=2000, pattern=NO_NUL_PATTERN)] | None = None

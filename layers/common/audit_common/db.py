@@ -18,7 +18,7 @@ import orjson
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.types.json import Json, set_json_loads
+from psycopg.types.json import set_json_loads
 
 from audit_common.errors import AuditError, ConfigurationError, InvalidInput, ServiceUnavailable
 from audit_common.observability import logger
@@ -122,10 +122,11 @@ class PostgresTransport:
         query = sql.SQL("select {}.{}({})").format(
             sql.Identifier(SCHEMA), sql.Identifier(_check_identifier(function)), named
         )
+        # Lists and objects travel as JSON text with no declared type (psycopg sends str as
+        # "unknown"), so PostgreSQL types them from the function's signature: json or jsonb. The
+        # SQL API takes every compound argument that way, as PostgREST passes them.
         params = {
-            # json rather than jsonb parameters: the SQL API parses them once (see ingest_events)
-            name: Json(value, dumps=_orjson_dumps) if isinstance(value, dict | list) else value
-            for name, value in args.items()
+            name: _orjson_dumps(value) if isinstance(value, dict | list) else value for name, value in args.items()
         }
         return query, params
 

@@ -1,4 +1,4 @@
-"""Errors to HTTP answers, in one place for every API function.
+"""HTTP plumbing shared by every API function: the resolver, errors to answers, body limits.
 
 Every error is `{"error": {"code", "message"}}` with the right status; refused input adds
 `errors: [{"index", "field", "message"}]` naming each field. Never a stack trace.
@@ -7,13 +7,35 @@ Every error is `{"error": {"code", "message"}}` with the right status; refused i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import orjson
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from audit_common.errors import AuditError, BadRequest
+from audit_common.api import ErrorResponse
+from audit_common.errors import AuditError, BadRequest, NotFound, PayloadTooLarge
+from audit_common.observability import logger
 from audit_common.validation import invalid_input
+
+MAX_BODY_BYTES: Final = 5 * 1024 * 1024
+JsonBody = dict[str, Any] | list[Any] | str | int | float | bool
+"""Any JSON value, for routes that validate their body themselves."""
+
+ERROR_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
+    status: {
+        "description": description,
+        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
+    }
+    for status, description in (
+        (400, "Unreadable request (bad JSON, bad cursor)"),
+        (413, "Body larger than 5 MiB"),
+        (422, "Refused input; `errors` names each field"),
+        (503, "Event store unavailable; retry"),
+    )
+}
 
 
 def error_body(exc: AuditError) -> dict[str, Any]:
@@ -46,3 +68,39 @@ def validation_error_response(errors: Sequence[Any]) -> Response[Any]:
             detail = (error.get("ctx") or {}).get("error", "malformed")
             return error_response(BadRequest(f"body: not valid JSON ({detail})"))
     return error_response(invalid_input(errors))
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_resolver() -> APIGatewayRestResolver:
+    """A REST resolver with request validation, orjson both ways and the error envelope for everything."""
+    app = APIGatewayRestResolver(enable_validation=True, serializer=_dumps, json_body_deserializer=orjson.loads)
+
+    def invalid_request(exc: RequestValidationError) -> Response[Any]:
+        return validation_error_response(exc.errors())
+
+    def domain_error(exc: AuditError) -> Response[Any]:
+        return error_response(exc)
+
+    def no_route(_exc: Exception) -> Response[Any]:
+        return error_response(NotFound(f"no route {app.current_event.http_method} {app.current_event.path}"))
+
+    def unexpected(_exc: Exception) -> Response[Any]:
+        logger.exception("unhandled error")
+        return error_response(AuditError("internal error; it has been logged"))
+
+    app.exception_handler(RequestValidationError)(invalid_request)
+    app.exception_handler(AuditError)(domain_error)
+    app.not_found(no_route)
+    app.exception_handler(Exception)(unexpected)
+    return app
+
+
+def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Refuse an oversized body before parsing it (that cost is what a flood wants us to pay), then route."""
+    body = event.get("body") or ""
+    if len(body) > MAX_BODY_BYTES:
+        return proxy_error(PayloadTooLarge(f"body: {len(body)} bytes; the limit is {MAX_BODY_BYTES}; split the batch"))
+    return app.resolve(event, context)

@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=20_000, ge=100, le=900_000)
     secret_max_age_seconds: int = Field(default=300, ge=0)
     verify_max_rows: int = Field(default=200_000, ge=1, description="Rows one /integrity/verify call checks.")
+    webhook_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret the database webhook must present (X-Audit-Webhook-Secret)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="The webhook secret itself: for the local stack and tests only, never in Lambda."
+    )
+    event_bus_name: str | None = Field(default=None, description="EventBridge bus that receives every alert.")
+    alert_topic_arn: str | None = Field(default=None, description="SNS topic that receives high and critical alerts.")
+    sweep_batch_events: int = Field(default=500, ge=1, le=10_000)
+    sweep_time_budget_seconds: int = Field(default=240, ge=1, le=900)
 
 
 @lru_cache(maxsize=1)

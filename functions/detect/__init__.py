@@ -1,0 +1,1 @@
+"""Detect function: Supabase database webhook -> detection rules -> risk-scored alerts -> SNS/EventBridge."""

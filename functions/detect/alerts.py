@@ -1,0 +1,65 @@
+"""Reading and handling alerts (GET /alerts, PATCH /alerts/{alert_id}); no Lambda or HTTP here."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import orjson
+
+from audit_common.api import AlertOut, AlertPage, AlertUpdate
+from audit_common.db import Transport
+from audit_common.errors import BadRequest, NotFound
+
+
+def _encode_cursor(created_at: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"v": 1, "before": created_at})).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        before = data["before"]
+        if data.get("v") != 1 or not isinstance(before, str):
+            raise ValueError("unknown cursor")
+    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise BadRequest("cursor: not a cursor this API issued") from None
+    return before
+
+
+def list_alerts(
+    transport: Transport,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    rule: str | None = None,
+    key: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> AlertPage:
+    """Alerts matching every filter, newest first."""
+    rows = transport.call(
+        "list_alerts",
+        {
+            "p_status": status,
+            "p_severity": severity,
+            "p_rule": rule,
+            "p_alert_key": key,
+            "p_limit": limit,
+            "p_before": _decode_cursor(cursor) if cursor else None,
+        },
+    )
+    alerts = [AlertOut.model_validate(row) for row in rows or []]
+    next_cursor = _encode_cursor(alerts[-1].created_at) if len(alerts) == limit else None
+    return AlertPage(alerts=alerts, next_cursor=next_cursor)
+
+
+def update_alert(transport: Transport, alert_id: str, change: AlertUpdate, actor: str) -> AlertOut:
+    """Acknowledge, resolve or reopen an alert, recording who did it and why."""
+    row = transport.call(
+        "update_alert_status",
+        {"p_alert_id": alert_id, "p_status": change.status, "p_actor": actor, "p_note": change.note},
+    )
+    if row is None:
+        raise NotFound(f"alert_id: no alert {alert_id}")
+    return AlertOut.model_validate(row)
