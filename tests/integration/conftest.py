@@ -20,6 +20,7 @@ from audit_common.db import PostgresTransport, reset_transport
 from audit_common.settings import get_settings
 from audit_trail.migrations import migrate
 from audit_trail.postgres import create_database, drop_database, server_url
+from tests.support.aws import WEBHOOK_SECRET, AlertSinks, alert_sinks
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +77,21 @@ def configured(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield db_url
     reset_transport()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def sinks(configured: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AlertSinks]:
+    """The detect function configured against the test database, a webhook secret and moto AWS."""
+    from detect import handler as detect_handler
+
+    with alert_sinks() as aws:
+        monkeypatch.setenv("AUDIT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        monkeypatch.setenv("AUDIT_EVENT_BUS_NAME", aws.bus_name)
+        monkeypatch.setenv("AUDIT_ALERT_TOPIC_ARN", aws.topic_arn)
+        get_settings.cache_clear()
+        detect_handler.publisher.cache_clear()
+        yield aws
+        detect_handler.publisher.cache_clear()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

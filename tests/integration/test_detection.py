@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,24 +18,11 @@ from detect.handler import lambda_handler
 from detect.sweep import sweep
 from ingest import service
 from tests.support.apigw import ApiResponse, invoke, proxy_event
-from tests.support.aws import AlertSinks, alert_sinks
+from tests.support.aws import WEBHOOK_SECRET as SECRET
+from tests.support.aws import AlertSinks
 from tests.support.events import make_event, one
 
-SECRET = "local-webhook-secret"
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-
-
-@pytest.fixture
-def sinks(configured: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AlertSinks]:
-    """The detect function configured against the test database, a webhook secret and moto AWS."""
-    with alert_sinks() as aws:
-        monkeypatch.setenv("AUDIT_WEBHOOK_SECRET", SECRET)
-        monkeypatch.setenv("AUDIT_EVENT_BUS_NAME", aws.bus_name)
-        monkeypatch.setenv("AUDIT_ALERT_TOPIC_ARN", aws.topic_arn)
-        get_settings.cache_clear()
-        detect_handler.publisher.cache_clear()
-        yield aws
-        detect_handler.publisher.cache_clear()
 
 
 def event(n: int, *, at: datetime, **fields: Any) -> dict[str, Any]:

@@ -9,9 +9,15 @@ from typing import Any
 import psycopg
 import pytest
 
+from audit_common.db import PostgresTransport
+from audit_common.integrity import SEALED_FIELDS
+from audit_common.models import AuditEventIn
+from detect.handler import lambda_handler as detect_handler
+from detect.sweep import lambda_handler as sweep_handler
+from ingest import service
 from ingest.handler import lambda_handler
-from tests.support.apigw import invoke
-from tests.support.events import event_count
+from tests.support.apigw import FakeLambdaContext, invoke
+from tests.support.events import event_count, one
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "ingest"
 
@@ -49,3 +55,30 @@ def test_sample_events_in_order(db: psycopg.Connection[Any]) -> None:
 
     verified = replay("verify.json")
     assert verified.status == 200 and verified.body["valid"] is True and verified.body["checked"] == 4
+
+
+DETECT_EVENTS = EVENTS.parent / "detect"
+
+
+@pytest.mark.usefixtures("sinks")
+def test_detect_sample_events_in_order(transport: PostgresTransport, db: psycopg.Connection[Any]) -> None:
+    """Given the event the webhook samples name, When the samples are replayed, Then each answers as documented."""
+    sample = json.loads(json.loads((DETECT_EVENTS / "webhook_insert.json").read_text())["body"])["record"]
+    event = {k: sample[k] for k in SEALED_FIELDS}
+    service.store_events(transport, [AuditEventIn.model_validate(event)])
+
+    def detect(name: str) -> Any:
+        return invoke(detect_handler, json.loads((DETECT_EVENTS / name).read_text()))
+
+    inserted = detect("webhook_insert.json")
+    assert inserted.status == 200 and inserted.body["status"] == "analysed" and inserted.body["seq"] == 1
+    assert detect("webhook_update.json").body["status"] == "ignored"
+    assert detect("webhook_other_table.json").body["status"] == "ignored"
+    assert detect("webhook_bad_secret.json").status == 401
+    assert detect("get_alerts.json").status == 200
+    assert detect("patch_alert.json").status == 404  # the sample's alert id does not exist here
+
+    schedule = json.loads((DETECT_EVENTS / "sweep_schedule.json").read_text())
+    swept = sweep_handler(schedule, FakeLambdaContext(function_name="detect-sweep"))
+    assert swept["complete"] is True and swept["watermark"] == 1
+    assert one(db, "select watermark from audit.detection_state") == (1,)

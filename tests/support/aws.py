@@ -12,6 +12,9 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+WEBHOOK_SECRET = "local-webhook-secret"
+"""The detect function's webhook secret in tests (the sample events in events/detect carry it too)."""
+
 
 @dataclass
 class AlertSinks:
