@@ -4,43 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from audit_common.api import EventPage, EventResult, IngestResponse, StoredEvent, request_events, validate_events
+from audit_common.api import EventPage, IngestResponse, StoredEvent, request_events, validate_events
 from audit_common.db import Transport
 from audit_common.errors import BadRequest
-from audit_common.integrity import canonical_bytes, sealed_object
-from audit_common.models import AuditEventIn, ComplianceStandard, EventType, SecurityLevel
-
-
-def seal_for_storage(event: AuditEventIn) -> dict[str, Any]:
-    """The event's sealed object plus its checksum, as the SQL API's `ingest_events` takes it."""
-    sealed = sealed_object(event.sealed_fields())
-    record = dict(sealed)
-    record["checksum"] = hashlib.sha256(canonical_bytes(sealed)).hexdigest()
-    return record
+from audit_common.event_store import store_events
+from audit_common.models import ComplianceStandard, EventType, SecurityLevel
 
 
 def ingest_request(transport: Transport, body: Any) -> IngestResponse:
     """Validate a `POST /events` body and store its events; a refusal names every bad field and stores nothing."""
     return store_events(transport, validate_events(request_events(body)))
-
-
-def store_events(transport: Transport, events: Sequence[AuditEventIn]) -> IngestResponse:
-    """Store validated events in one SQL API call (one transaction); stored event_ids answer duplicate.
-
-    One call per request was measured faster than several pipelined or threaded chunks: the
-    per-call cost in PostgreSQL outweighed what overlapping Python with the inserts saved.
-    """
-    outcomes = transport.call("ingest_events", {"p_events": [seal_for_storage(event) for event in events]})
-    results = [EventResult.model_validate(outcome) for outcome in outcomes]
-    created = sum(1 for result in results if result.status == "created")
-    return IngestResponse(results=results, created=created, duplicates=len(results) - created)
 
 
 def encode_cursor(seq: int, descending: bool) -> str:

@@ -9,17 +9,17 @@ import orjson
 import psycopg
 import pytest
 
+from audit_common import event_store
 from audit_common.db import PostgresTransport
 from audit_common.models import AuditEventIn
 from audit_trail.cli import main
 from audit_trail.postgres import create_database, drop_database
-from ingest import service
 from tests.support.events import make_event, one
 
 
 @pytest.fixture
 def chain(transport: PostgresTransport) -> None:
-    service.store_events(transport, [AuditEventIn.model_validate(make_event(n)) for n in range(25)])
+    event_store.store_events(transport, [AuditEventIn.model_validate(make_event(n)) for n in range(25)])
 
 
 @pytest.mark.usefixtures("chain")
@@ -77,7 +77,7 @@ def test_webhook_command_falls_back_to_pg_notify_and_events_are_announced(
 
     with psycopg.connect(db_url, autocommit=True) as listener:
         listener.execute("listen audit_detection")
-        service.store_events(transport, [AuditEventIn.model_validate(make_event(n)) for n in range(2)])
+        event_store.store_events(transport, [AuditEventIn.model_validate(make_event(n)) for n in range(2)])
         notices = [orjson.loads(n.payload) for n in listener.notifies(timeout=2, stop_after=2)]
 
     assert [(n["type"], n["schema"], n["table"], n["record"]["seq"], n["old_record"]) for n in notices] == [

@@ -11,15 +11,15 @@ import pytest
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
+from audit_common import event_store
 from audit_common.db import PostgresTransport
 from audit_common.integrity import ChainVerifier
 from audit_common.models import AuditEventIn
-from ingest import service
 from tests.support.events import event_count, make_event, one
 
 
 def store(transport: PostgresTransport, events: list[dict[str, Any]]) -> Any:
-    return service.store_events(transport, [AuditEventIn.model_validate(e) for e in events])
+    return event_store.store_events(transport, [AuditEventIn.model_validate(e) for e in events])
 
 
 def verify_all(conn: psycopg.Connection[Any]) -> Any:
@@ -79,7 +79,7 @@ class TestChain:
     ) -> None:
         """Given an insert rolled back to a savepoint, When more events follow, Then the chain has no gap."""
         events = [AuditEventIn.model_validate(make_event(n)) for n in range(4)]
-        payload = [service.seal_for_storage(e) for e in events]
+        payload = [event_store.seal_for_storage(e) for e in events]
         with db.transaction():
             db.execute("select audit.ingest_events(%s::json)", (psycopg.types.json.Json(payload[:1]),))
             with pytest.raises(pg_errors.CheckViolation), db.transaction():
@@ -95,7 +95,7 @@ class TestChain:
 
     def test_insert_that_skips_a_row_after_its_seq_was_assigned_is_refused(self, db: psycopg.Connection[Any]) -> None:
         """Given a stored event, When a direct INSERT ON CONFLICT DO NOTHING replays it, Then it fails."""
-        event = service.seal_for_storage(AuditEventIn.model_validate(make_event(1)))
+        event = event_store.seal_for_storage(AuditEventIn.model_validate(make_event(1)))
         db.execute("select audit.ingest_events(%s::json)", (psycopg.types.json.Json([event]),))
 
         with pytest.raises(pg_errors.IntegrityConstraintViolation, match="chain would break"):

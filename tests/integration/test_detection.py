@@ -10,13 +10,13 @@ import orjson
 import psycopg
 import pytest
 
+from audit_common import event_store
 from audit_common.db import PostgresTransport
 from audit_common.models import AuditEventIn
 from audit_common.settings import get_settings
 from detect import handler as detect_handler
 from detect.handler import lambda_handler
 from detect.sweep import sweep
-from ingest import service
 from tests.support.apigw import ApiResponse, invoke, proxy_event
 from tests.support.aws import WEBHOOK_SECRET as SECRET
 from tests.support.aws import AlertSinks
@@ -44,7 +44,7 @@ def failed_login(n: int, *, user: str, ip: str, at: datetime) -> dict[str, Any]:
 
 
 def store(transport: PostgresTransport, events: list[dict[str, Any]]) -> list[int]:
-    result = service.store_events(transport, [AuditEventIn.model_validate(e) for e in events])
+    result = event_store.store_events(transport, [AuditEventIn.model_validate(e) for e in events])
     return [r.seq for r in result.results]
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from audit_common import event_store
 from audit_common.db import PostgresTransport
 from audit_common.integrity import SEALED_FIELDS
 from audit_common.models import AuditEventIn
 from detect.handler import lambda_handler as detect_handler
 from detect.sweep import lambda_handler as sweep_handler
-from ingest import service
 from ingest.handler import lambda_handler
 from tests.support.apigw import FakeLambdaContext, invoke
 from tests.support.events import event_count, one
@@ -65,7 +65,7 @@ def test_detect_sample_events_in_order(transport: PostgresTransport, db: psycopg
     """Given the event the webhook samples name, When the samples are replayed, Then each answers as documented."""
     sample = json.loads(json.loads((DETECT_EVENTS / "webhook_insert.json").read_text())["body"])["record"]
     event = {k: sample[k] for k in SEALED_FIELDS}
-    service.store_events(transport, [AuditEventIn.model_validate(event)])
+    event_store.store_events(transport, [AuditEventIn.model_validate(event)])
 
     def detect(name: str) -> Any:
         return invoke(detect_handler, json.loads((DETECT_EVENTS / name).read_text()))

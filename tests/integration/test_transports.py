@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from audit_common import event_store
 from audit_common.db import PostgresTransport, PostgrestTransport
 from audit_common.errors import ConfigurationError, InvalidInput, ServiceUnavailable
 from audit_common.models import AuditEventIn
@@ -24,7 +25,7 @@ SERVICE_KEY = "service-role-key-for-tests"
 
 
 def sealed(n: int, **overrides: Any) -> dict[str, Any]:
-    return service.seal_for_storage(AuditEventIn.model_validate(make_event(n, **overrides)))
+    return event_store.seal_for_storage(AuditEventIn.model_validate(make_event(n, **overrides)))
 
 
 class TestPostgrestContract:
@@ -49,8 +50,8 @@ class TestPostgrestContract:
         """Given events written over PostgREST, When read back over Postgres, Then both agree and the chain verifies."""
         with postgrest_stub(db_url, SERVICE_KEY) as stub:
             rest = PostgrestTransport(stub.url, SERVICE_KEY)
-            written = service.store_events(rest, [AuditEventIn.model_validate(make_event(n)) for n in range(30)])
-            replay = service.store_events(rest, [AuditEventIn.model_validate(make_event(n)) for n in range(30)])
+            written = event_store.store_events(rest, [AuditEventIn.model_validate(make_event(n)) for n in range(30)])
+            replay = event_store.store_events(rest, [AuditEventIn.model_validate(make_event(n)) for n in range(30)])
             page_rest = service.list_events(rest, user_id="user-3", limit=10)
             verify_rest = verify_chain(rest)
             rest.close()
