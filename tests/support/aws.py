@@ -46,37 +46,50 @@ class AlertSinks:
 
 
 @contextmanager
-def alert_sinks() -> Iterator[AlertSinks]:
-    """A moto account with the alert topic and bus, each fanned out to an SQS queue."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    )
+def moto_account() -> Iterator[None]:
+    """moto in-process, with throwaway credentials set (and the caller's restored afterwards)."""
+    fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {key: os.environ.get(key) for key in fake}
+    os.environ.update(fake)
     try:
         with mock_aws():
-            sqs = boto3.client("sqs")
-            sns = boto3.client("sns")
-            events = boto3.client("events")
-            topic_arn = sns.create_topic(Name="audit-alerts")["TopicArn"]
-            topic_queue = sqs.create_queue(QueueName="alerts-topic")["QueueUrl"]
-            topic_queue_arn = sqs.get_queue_attributes(QueueUrl=topic_queue, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=topic_queue_arn)
-            bus_name = "audit-trail-test"
-            events.create_event_bus(Name=bus_name)
-            bus_queue = sqs.create_queue(QueueName="alerts-bus")["QueueUrl"]
-            bus_queue_arn = sqs.get_queue_attributes(QueueUrl=bus_queue, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            events.put_rule(
-                Name="all-alerts", EventBusName=bus_name, EventPattern=json.dumps({"source": ["audit-trail.detect"]})
-            )
-            events.put_targets(Rule="all-alerts", EventBusName=bus_name, Targets=[{"Id": "q", "Arn": bus_queue_arn}])
-            yield AlertSinks(topic_arn, bus_name, topic_queue, bus_queue)
+            yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _queue(name: str) -> tuple[str, str]:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+@contextmanager
+def alert_sinks() -> Iterator[AlertSinks]:
+    """A moto account with the alert topic and bus, each fanned out to an SQS queue."""
+    with moto_account():
+        sns = boto3.client("sns")
+        events = boto3.client("events")
+        topic_arn = sns.create_topic(Name="audit-alerts")["TopicArn"]
+        topic_queue, topic_queue_arn = _queue("alerts-topic")
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=topic_queue_arn)
+        bus_name = "audit-trail-test"
+        events.create_event_bus(Name=bus_name)
+        bus_queue, bus_queue_arn = _queue("alerts-bus")
+        pattern = json.dumps({"source": ["audit-trail.detect"]})
+        events.put_rule(Name="all-alerts", EventBusName=bus_name, EventPattern=pattern)
+        events.put_targets(Rule="all-alerts", EventBusName=bus_name, Targets=[{"Id": "q", "Arn": bus_queue_arn}])
+        yield AlertSinks(topic_arn, bus_name, topic_queue, bus_queue)
+
+
+@contextmanager
+def archive_bucket(name: str = "audit-archive-test") -> Iterator[str]:
+    """A moto account with a versioned, Object-Locked bucket (as template.yaml's archive bucket)."""
+    with moto_account():
+        boto3.client("s3").create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+        yield name

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     event_bus_name: str | None = Field(default=None, description="EventBridge bus that receives every alert.")
     alert_topic_arn: str | None = Field(default=None, description="SNS topic that receives high and critical alerts.")
     sweep_batch_events: int = Field(default=500, ge=1, le=10_000)
+    archive_bucket: str | None = Field(default=None, description="Object-Locked S3 bucket for retention archives.")
+    archive_lock_days: int = Field(default=2555, ge=1, le=36_500, description="Object Lock retention of archives.")
+    retention_batch_events: int = Field(default=2000, ge=1, le=10_000, description="Events per archive object.")
+    retention_redact_events: int = Field(default=500, ge=1, le=5_000, description="Events per redaction transaction.")
     sweep_time_budget_seconds: int = Field(default=240, ge=1, le=900)
 
 

@@ -1,0 +1,1 @@
+"""Retention function: nightly archive-then-redact past retention, legal holds, GDPR export and erasure."""

@@ -1,0 +1,56 @@
+"""Retention Lambda (API): GDPR export and erasure routes. Parsing and mapping only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from audit_common.db import get_transport
+from audit_common.http import ERROR_RESPONSES, create_resolver, resolve
+from audit_common.models import NO_NUL_PATTERN
+from audit_common.observability import logger, metrics, tracer
+from retention import gdpr
+
+app = create_resolver()
+SubjectId = Annotated[str, Path(min_length=1, max_length=255, pattern=NO_NUL_PATTERN)]
+
+
+def _actor() -> str:
+    # Until the authorizer exists (access-control issue) the actor is the API caller's address.
+    identity = app.current_event.request_context.identity.source_ip or "unknown"
+    return f"api:{identity}"
+
+
+@app.get(
+    "/subjects/<user_id>/export",
+    summary="GDPR Art. 15: everything the trail holds about a subject",
+    responses={404: {"description": "No events of this subject"}, **ERROR_RESPONSES},
+    tags=["gdpr"],
+)
+def export_subject(user_id: SubjectId) -> gdpr.SubjectExport:
+    """The subject's events, oldest first; the export itself is recorded in the trail."""
+    return gdpr.export_subject(get_transport(), user_id, actor=_actor())
+
+
+@app.post(
+    "/subjects/<user_id>/erasure",
+    summary="GDPR Art. 17: erase a subject's personal fields, keeping the chain",
+    responses={404: {"description": "No events of this subject"}, **ERROR_RESPONSES},
+    tags=["gdpr"],
+)
+def erase_subject(user_id: SubjectId) -> gdpr.ErasureResult:
+    """Redact email, IP, user agent, session and details; name what was kept and why (Art. 17(3))."""
+    result = gdpr.erase_subject(get_transport(), user_id, actor=_actor())
+    logger.info("subject erased", extra={"request_id": result.request_id, "redacted": result.redacted})
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """API Gateway proxy event in, proxy response out."""
+    return resolve(app, event, context)
