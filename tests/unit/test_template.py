@@ -7,8 +7,10 @@ roles and their statements), the template is also run through the SAM translator
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import hashlib
+import io
 import json
 import os
 import re
@@ -17,20 +19,24 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
+from botocore.exceptions import ClientError
 from cfnlint.decode import decode  # type: ignore[import-untyped]
 from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
 from audit_common.integrity.seal import event_checksum
+from audit_common.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events" / "ingest"
 DETECT_EVENTS = ROOT / "events" / "detect"
+RETENTION_EVENTS = ROOT / "events" / "retention"
 SCHEMA_MIGRATION = ROOT / "supabase" / "migrations" / "20261127080000_audit_schema.sql"
 
 INGEST_ROUTES = {
@@ -44,15 +50,33 @@ DETECT_ROUTES = {
     ("GET", "/alerts"),
     ("PATCH", "/alerts/{alert_id}"),
 }
-ROUTES_BY_FUNCTION = {"IngestFunction": INGEST_ROUTES, "DetectFunction": DETECT_ROUTES}
+# GDPR Art. 15 and 17; admin-only once the authorizer exists.
+RETENTION_ROUTES = {
+    ("GET", "/subjects/{user_id}/export"),
+    ("POST", "/subjects/{user_id}/erasure"),
+}
+ROUTES_BY_FUNCTION = {
+    "IngestFunction": INGEST_ROUTES,
+    "DetectFunction": DETECT_ROUTES,
+    "RetentionFunction": RETENTION_ROUTES,
+}
 # The file under CodeUri each Handler must name (whether it exists yet is another test's business).
 HANDLER_FILES = {
     "IngestFunction": "functions/ingest/handler.py",
     "DetectFunction": "functions/detect/handler.py",
     "DetectSweepFunction": "functions/detect/sweep.py",
+    "RetentionFunction": "functions/retention/handler.py",
+    "RetentionNightlyFunction": "functions/retention/nightly.py",
 }
-SERVICE_NAMES = {"IngestFunction": "ingest", "DetectFunction": "detect", "DetectSweepFunction": "detect-sweep"}
+SERVICE_NAMES = {
+    "IngestFunction": "ingest",
+    "DetectFunction": "detect",
+    "DetectSweepFunction": "detect-sweep",
+    "RetentionFunction": "retention",
+    "RetentionNightlyFunction": "retention-nightly",
+}
 DETECT_FUNCTIONS = {"DetectFunction", "DetectSweepFunction"}
+RETENTION_FUNCTIONS = {"RetentionFunction", "RetentionNightlyFunction"}
 EXPECTED_EVENT_FILES = {
     "post_event.json",
     "post_batch.json",
@@ -73,10 +97,14 @@ DETECT_API_EVENT_FILES = {
 }
 WEBHOOK_EVENT_FILES = sorted(name for name in DETECT_API_EVENT_FILES if name.startswith("webhook_"))
 SWEEP_EVENT_FILE = "sweep_schedule.json"
+RETENTION_API_EVENT_FILES = {"export_subject.json", "erase_subject.json"}
+NIGHTLY_EVENT_FILE = "nightly_schedule.json"
+GDPR_SUBJECT_ID = "11111111-1111-4111-8111-111111111111"
 # Every v1 proxy sample, as "<function directory>/<file>", and the function whose routes it must hit.
 API_SAMPLE_EVENTS = {
     **{f"ingest/{name}": "IngestFunction" for name in EXPECTED_EVENT_FILES},
     **{f"detect/{name}": "DetectFunction" for name in DETECT_API_EVENT_FILES},
+    **{f"retention/{name}": "RetentionFunction" for name in RETENTION_API_EVENT_FILES},
 }
 # What supabase_functions.http_request posts: {"type": TG_OP, "table", "schema", "record": NEW, "old_record": OLD}.
 SUPABASE_WEBHOOK_KEYS = {"type", "table", "schema", "record", "old_record"}
@@ -110,6 +138,37 @@ SECRET_MARKERS = ("postgres://", "postgresql://", "key")
 TOOL_ENV = {"AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0", "AWS_EC2_METADATA_DISABLED": "true"}
 # The publishers and the one thing each may publish to.
 PUBLISH_ACTIONS = {"events:PutEvents": "AuditEventBus", "sns:Publish": "AlertsTopic"}
+# Every schedule: the function it invokes, its payload, its retry policy and its dead-letter queue.
+SCHEDULES = {
+    "DetectSweepFunction": (
+        {"action": "sweep"},
+        {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300},
+        "DetectSweepDeadLetterQueue",
+    ),
+    "RetentionNightlyFunction": (
+        {"action": "retention"},
+        {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600},
+        "RetentionDeadLetterQueue",
+    ),
+}
+# All the nightly function may do in S3: write once, read back, list (so a missing key is 404, not 403).
+ARCHIVE_ACTIONS = {"s3:PutObject", "s3:PutObjectRetention", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+ARCHIVE_RESOURCES = [{"Fn::GetAtt": ["ArchiveBucket", "Arn"]}, {"Fn::Sub": "${ArchiveBucket.Arn}/*"}]
+# S3 actions that remove data; a wildcard in an Allow (s3:*, s3:Delete*, *) matches them too.
+S3_DELETE_ACTIONS = (
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteObjectTagging",
+    "s3:DeleteObjectVersionTagging",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+)
+# The AWS managed policies SAM and this template attach; none of them grants anything in S3.
+AWS_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+}
 
 
 @functools.cache
@@ -320,12 +379,14 @@ def test_sam_validate_lint_passes() -> None:
 
 
 def test_every_sample_event_is_there() -> None:
-    """Given events/ingest and events/detect, when listed, then they hold exactly the documented sample events."""
+    """Given the events directories, when listed, then they hold exactly the documented sample events."""
     names = {path.name for path in EVENTS.glob("*.json")}
     detect_names = {path.name for path in DETECT_EVENTS.glob("*.json")}
+    retention_names = {path.name for path in RETENTION_EVENTS.glob("*.json")}
 
     assert names == EXPECTED_EVENT_FILES
     assert detect_names == DETECT_API_EVENT_FILES | {SWEEP_EVENT_FILE}
+    assert retention_names == RETENTION_API_EVENT_FILES | {NIGHTLY_EVENT_FILE}
 
 
 @pytest.mark.parametrize("relative", sorted(API_SAMPLE_EVENTS))
@@ -455,13 +516,13 @@ def test_handler_names_its_module_under_code_uri(name: str) -> None:
 
 
 def test_routes_are_exactly_the_api_of_each_function() -> None:
-    """Given every Api event in the template, when collected per function, then ingest and detect each serve
-    exactly their routes and no route is served twice."""
+    """Given every Api event in the template, when collected per function, then ingest, detect and retention
+    each serve exactly their routes and no route is served twice."""
     routes = {name: _api_routes(function) for name, function in _functions().items()}
     served = [route for function_routes in routes.values() for route in function_routes]
 
     assert {name: found for name, found in routes.items() if found} == ROUTES_BY_FUNCTION
-    assert len(served) == len(set(served)) == len(INGEST_ROUTES | DETECT_ROUTES)
+    assert len(served) == len(set(served)) == len(INGEST_ROUTES | DETECT_ROUTES | RETENTION_ROUTES)
 
 
 def test_every_schedule_has_explicit_input_retries_and_a_dead_letter_queue() -> None:
@@ -497,12 +558,31 @@ def test_detect_sweep_runs_every_five_minutes_with_the_sample_input() -> None:
     assert _functions()["DetectSweepFunction"]["Properties"]["Timeout"] == 300
 
 
-def test_translated_schedule_keeps_input_retries_and_dead_letter_queue() -> None:
-    """Given the template after the SAM transform, when the sweep's schedule is inspected, then the Scheduler
-    target carries the Input, the retry policy and the queue, and its role may write only to that queue."""
+def test_every_schedule_is_expected() -> None:
+    """Given the template after the SAM transform, when its Scheduler schedules are listed, then there is exactly one
+    per scheduled function (the sweep and the nightly retention run)."""
     resources = _translated()["Resources"]
-    schedules = {name: r for name, r in resources.items() if r["Type"] == "AWS::Scheduler::Schedule"}
-    (schedule,) = schedules.values()
+    targets = [
+        resource["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Scheduler::Schedule"
+    ]
+
+    assert sorted(targets) == sorted(SCHEDULES)
+
+
+@pytest.mark.parametrize("function_name", sorted(SCHEDULES))
+def test_translated_schedule_keeps_input_retries_and_dead_letter_queue(function_name: str) -> None:
+    """Given the template after the SAM transform, when a function's schedule is inspected, then the Scheduler
+    target carries the Input, the retry policy and the queue, and its role may write only to that queue."""
+    expected_input, expected_retry, queue = SCHEDULES[function_name]
+    resources = _translated()["Resources"]
+    (schedule,) = (
+        resource
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Scheduler::Schedule"
+        and resource["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": [function_name, "Arn"]}
+    )
     target = schedule["Properties"]["Target"]
     role = resources[target["RoleArn"]["Fn::GetAtt"][0]]
     queue_statements = [
@@ -512,13 +592,10 @@ def test_translated_schedule_keeps_input_retries_and_dead_letter_queue() -> None
         if "sqs:SendMessage" in _as_list(statement["Action"])
     ]
 
-    assert target["Arn"] == {"Fn::GetAtt": ["DetectSweepFunction", "Arn"]}
-    assert json.loads(target["Input"]) == {"action": "sweep"}
-    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300}
-    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DetectSweepDeadLetterQueue", "Arn"]}}
-    assert [statement["Resource"] for statement in queue_statements] == [
-        {"Fn::GetAtt": ["DetectSweepDeadLetterQueue", "Arn"]}
-    ]
+    assert json.loads(target["Input"]) == expected_input
+    assert target["RetryPolicy"] == expected_retry
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}
+    assert [statement["Resource"] for statement in queue_statements] == [{"Fn::GetAtt": [queue, "Arn"]}]
 
 
 def test_publish_permissions_name_only_the_bus_and_the_topic() -> None:
@@ -648,7 +725,7 @@ def test_secret_read_policy_names_only_the_secret_parameters() -> None:
 
     assert statements
     assert named == SECRET_PARAMETERS
-    for name in ("IngestFunction", *sorted(DETECT_FUNCTIONS)):
+    for name in ("IngestFunction", *sorted(DETECT_FUNCTIONS | RETENTION_FUNCTIONS)):
         policy_refs = {json.dumps(policy) for policy in _functions()[name]["Properties"]["Policies"]}
         assert json.dumps({"Ref": "DatabaseSecretReadPolicy"}) in policy_refs, name
 
@@ -680,3 +757,238 @@ def test_layer_requirements_match_pyproject() -> None:
     runtime = {requirement for requirement in project["dependencies"] if not requirement.startswith("boto3")}
 
     assert layer == runtime
+
+
+class _RecordingS3:
+    """Just enough of an S3 client for the archiver: remembers every upload and serves it back."""
+
+    def __init__(self) -> None:
+        self.puts: dict[str, dict[str, Any]] = {}
+
+    def put_object(self, **request: Any) -> dict[str, Any]:
+        self.puts[request["Key"]] = request
+        return {}
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 (boto3's parameter names)
+        if Key not in self.puts:
+            raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+        return {"ContentLength": len(self.puts[Key]["Body"]), "ObjectLockMode": self.puts[Key]["ObjectLockMode"]}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
+        return {"Body": io.BytesIO(self.puts[Key]["Body"])}
+
+
+def test_retention_api_function_reads_the_database_and_nothing_in_s3() -> None:
+    """Given the GDPR API function, when its policies are inspected, then it may read the database secrets only:
+    export and erasure go through the database, never through the archive."""
+    properties = _functions()["RetentionFunction"]["Properties"]
+
+    assert properties["Policies"] == [{"Ref": "DatabaseSecretReadPolicy"}]
+
+
+def test_retention_nightly_runs_at_two_utc_with_the_sample_input() -> None:
+    """Given the nightly retention schedule, when inspected, then it fires at 02:00 UTC with what the sample event
+    holds, retries within the hour, parks failures in its queue, and the function runs one at a time for 15 min."""
+    nightly = dict(_schedules())["RetentionNightlyFunction"]
+    sample = json.loads((RETENTION_EVENTS / NIGHTLY_EVENT_FILE).read_text())
+    properties = _functions()["RetentionNightlyFunction"]["Properties"]
+    queue_arn = {"Fn::GetAtt": ["RetentionDeadLetterQueue", "Arn"]}
+
+    assert nightly["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    assert nightly["ScheduleExpressionTimezone"] == "UTC"
+    assert json.loads(nightly["Input"]) == sample == {"action": "retention"}
+    assert nightly["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600}
+    assert nightly["DeadLetterConfig"] == {"Arn": queue_arn}
+    assert nightly["OmitName"] is True
+    assert (properties["Timeout"], properties["MemorySize"]) == (900, 1024)
+    assert properties["ReservedConcurrentExecutions"] == 1
+    assert properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": queue_arn,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(RETENTION_FUNCTIONS))
+def test_retention_functions_are_told_where_the_archive_is(name: str) -> None:
+    """Given a retention function, when its environment is inspected, then it names the archive bucket and the lock
+    the template gives that bucket by default."""
+    variables = _functions()[name]["Properties"]["Environment"]["Variables"]
+
+    assert variables["AUDIT_ARCHIVE_BUCKET"] == {"Ref": "ArchiveBucket"}
+    assert variables["AUDIT_ARCHIVE_LOCK_DAYS"] == {"Ref": "ArchiveLockDays"}
+
+
+def test_archive_lock_days_parameter_matches_the_settings_model() -> None:
+    """Given the ArchiveLockDays parameter and the settings model, when compared, then the default and the bounds
+    agree, so a value CloudFormation accepts is one the function accepts."""
+    field = Settings.model_fields["archive_lock_days"]
+    bounds = {type(constraint).__name__: constraint for constraint in field.metadata}
+    parameter = _template()["Parameters"]["ArchiveLockDays"]
+
+    assert parameter["Type"] == "Number"
+    assert parameter["Default"] == field.default == 2555
+    assert parameter["MinValue"] == bounds["Ge"].ge
+    assert parameter["MaxValue"] == bounds["Le"].le
+
+
+def test_archive_bucket_is_locked_versioned_private_and_encrypted() -> None:
+    """Given the archive bucket, when inspected, then it has Object Lock COMPLIANCE with a default retention,
+    versioning, every public access block, SSE-KMS by default, and it outlives the stack."""
+    bucket = _template()["Resources"]["ArchiveBucket"]
+    properties = bucket["Properties"]
+    (encryption,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert properties["ObjectLockEnabled"] is True
+    assert properties["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": {"Ref": "ArchiveLockDays"}}},
+    }
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert properties["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+    )
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms"}
+    # A generated name: a fixed one would collide between stacks, and a retained bucket keeps its name forever.
+    assert "BucketName" not in properties
+
+
+def test_archive_lifecycle_moves_archives_to_glacier_and_never_expires_them() -> None:
+    """Given the archive bucket's lifecycle, when inspected, then objects under archive/ and noncurrent versions move
+    to Glacier after the parameterised days, and no rule expires anything."""
+    (rule,) = _template()["Resources"]["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    to_glacier = [{"StorageClass": "GLACIER", "TransitionInDays": {"Ref": "ArchiveGlacierTransitionDays"}}]
+
+    assert rule["Status"] == "Enabled"
+    assert rule["Prefix"] == "archive/"
+    assert rule["Transitions"] == to_glacier
+    assert rule["NoncurrentVersionTransitions"] == to_glacier
+    assert not [key for key in rule if "Expiration" in key or key.startswith("AbortIncomplete")]
+    assert _template()["Parameters"]["ArchiveGlacierTransitionDays"]["Default"] == 30
+
+
+def test_archive_bucket_policy_refuses_plain_http_and_unlocked_uploads() -> None:
+    """Given the archive bucket's policy, when inspected, then it only denies: any request without TLS, and any
+    upload that does not state the COMPLIANCE lock mode (a missing header included)."""
+    (policy,) = (
+        policy
+        for policy in _resources_of_type("AWS::S3::BucketPolicy").values()
+        if policy["Properties"]["Bucket"] == {"Ref": "ArchiveBucket"}
+    )
+    statements = {statement["Sid"]: statement for statement in policy["Properties"]["PolicyDocument"]["Statement"]}
+    tls = statements["DenyInsecureTransport"]
+    lock = statements["DenyUploadsWithoutComplianceLock"]
+
+    assert {statement["Effect"] for statement in statements.values()} == {"Deny"}
+    assert (tls["Principal"], tls["Action"], tls["Resource"]) == ("*", "s3:*", ARCHIVE_RESOURCES)
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert (lock["Principal"], lock["Action"], lock["Resource"]) == ("*", "s3:PutObject", ARCHIVE_RESOURCES[1])
+    assert lock["Condition"] == {"StringNotEquals": {"s3:object-lock-mode": "COMPLIANCE"}}
+
+
+def test_no_statement_allows_deleting_from_s3() -> None:
+    """Given every IAM statement after the SAM transform and every bucket policy, when the Allow statements are
+    inspected, then none grants an S3 delete, not even through a wildcard, and the only AWS managed policies
+    attached to a role are ones that grant nothing in S3."""
+    resources = _translated()["Resources"]
+    statements = list(_translated_statements())
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::S3::BucketPolicy":
+            statements += [
+                (name, statement) for statement in _as_list(resource["Properties"]["PolicyDocument"]["Statement"])
+            ]
+    managed = {
+        literal
+        for resource in resources.values()
+        if resource["Type"] == "AWS::IAM::Role"
+        for arn in resource["Properties"].get("ManagedPolicyArns", [])
+        for literal in _literal_strings(arn)
+    }
+
+    for owner, statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        assert "NotAction" not in statement, owner
+        for action in _as_list(statement["Action"]):
+            assert not action.lower().startswith("s3:delete"), (owner, action)
+            matched = [delete for delete in S3_DELETE_ACTIONS if fnmatch.fnmatchcase(delete.lower(), action.lower())]
+            assert not matched, (owner, action, matched)
+    assert statements
+    assert managed <= AWS_MANAGED_POLICIES
+
+
+def test_only_the_nightly_function_reaches_the_archive_and_only_that_bucket() -> None:
+    """Given every IAM statement after the SAM transform, when those about S3 are inspected, then they sit in one
+    policy attached to the nightly function alone, grant exactly the archive actions, and name only the archive
+    bucket: the bucket itself for listing, its objects for the rest."""
+    resources = _translated()["Resources"]
+    s3_statements = [
+        (owner, statement)
+        for owner, statement in _translated_statements()
+        if any(action.lower().startswith("s3:") for action in _as_list(statement["Action"]))
+    ]
+    attached = {
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::IAM::Role"
+        and {"Ref": "ArchiveWritePolicy"} in resource["Properties"].get("ManagedPolicyArns", [])
+    }
+    granted: set[str] = set()
+
+    for owner, statement in s3_statements:
+        actions = _as_list(statement["Action"])
+        assert owner == "ArchiveWritePolicy", (owner, actions)
+        assert statement["Effect"] == "Allow", owner
+        expected = ARCHIVE_RESOURCES[0] if actions == ["s3:ListBucket"] else ARCHIVE_RESOURCES[1]
+        assert statement["Resource"] == expected, (actions, statement["Resource"])
+        granted.update(actions)
+    assert attached == {"RetentionNightlyFunctionRole"}
+    assert granted == ARCHIVE_ACTIONS
+
+
+def test_archiver_writes_what_the_bucket_accepts_and_its_policy_allows() -> None:
+    """Given the archiver writing one batch, when its S3 requests are recorded, then every key falls under the
+    lifecycle prefix, every upload states the lock mode the bucket policy demands and the bucket's encryption, and
+    every call it makes is covered by the nightly function's actions."""
+    from retention.archive import Archiver
+
+    s3 = _RecordingS3()
+    archiver = Archiver("archive-bucket", lock_days=2555)
+    archiver.__dict__["_s3"] = s3  # the cached boto3 client, replaced: no network in unit tests
+    rows = [{"seq": 1, "prev_hash": "\\x" + "00" * 32, "chain_hash": "\\x" + "11" * 32, "user_id": GDPR_SUBJECT_ID}]
+    properties = _template()["Resources"]["ArchiveBucket"]["Properties"]
+    (rule,) = properties["LifecycleConfiguration"]["Rules"]
+    (encryption,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+
+    batch = archiver.put_batch("run-1", datetime(2026, 12, 3, 2, 0, tzinfo=UTC), rows)
+
+    assert set(s3.puts) == {batch.object_key, batch.manifest_key}
+    for key, put in s3.puts.items():
+        assert key.startswith(rule["Prefix"]), key
+        assert put["ObjectLockMode"] == "COMPLIANCE", key
+        assert put["ServerSideEncryption"] == encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"], key
+    # put_object with lock headers -> PutObject and PutObjectRetention; head_object and get_object -> GetObject.
+    assert {"s3:PutObject", "s3:PutObjectRetention", "s3:GetObject"} <= ARCHIVE_ACTIONS
+
+
+def test_gdpr_samples_address_one_subject() -> None:
+    """Given the GDPR sample events, when parsed, then both name the same subject in the path and its parameters,
+    the export is a GET and the erasure a POST without a body."""
+    export = _sample("retention/export_subject.json")
+    erase = _sample("retention/erase_subject.json")
+
+    for event, suffix in ((export, "export"), (erase, "erasure")):
+        assert event["pathParameters"] == {"user_id": GDPR_SUBJECT_ID}
+        assert event["path"] == f"/subjects/{GDPR_SUBJECT_ID}/{suffix}"
+        assert event["queryStringParameters"] is None
+    assert (export["httpMethod"], erase["httpMethod"]) == ("GET", "POST")
+    assert erase["body"] is None
+
+
+def test_outputs_give_the_archive_bucket_and_the_retention_queue() -> None:
+    """Given the stack outputs, when inspected, then they name the archive bucket and the retention queue."""
+    outputs = _template()["Outputs"]
+
+    assert outputs["ArchiveBucketName"]["Value"] == {"Ref": "ArchiveBucket"}
+    assert outputs["RetentionDeadLetterQueueUrl"]["Value"] == {"Ref": "RetentionDeadLetterQueue"}
