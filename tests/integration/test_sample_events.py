@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,15 @@ from audit_common import event_store
 from audit_common.db import PostgresTransport
 from audit_common.integrity import SEALED_FIELDS
 from audit_common.models import AuditEventIn
+from audit_common.settings import get_settings
 from detect.handler import lambda_handler as detect_handler
 from detect.sweep import lambda_handler as sweep_handler
 from ingest.handler import lambda_handler
+from retention.handler import lambda_handler as retention_handler
+from retention.nightly import lambda_handler as nightly_handler
 from tests.support.apigw import FakeLambdaContext, invoke
-from tests.support.events import event_count, one
+from tests.support.aws import archive_bucket
+from tests.support.events import event_count, make_event, one
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "ingest"
 
@@ -82,3 +87,37 @@ def test_detect_sample_events_in_order(transport: PostgresTransport, db: psycopg
     swept = sweep_handler(schedule, FakeLambdaContext(function_name="detect-sweep"))
     assert swept["complete"] is True and swept["watermark"] == 1
     assert one(db, "select watermark from audit.detection_state") == (1,)
+
+
+RETENTION_EVENTS = EVENTS.parent / "retention"
+
+
+def test_retention_sample_events(
+    configured: str, transport: PostgresTransport, db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given events of the samples' subject, some past retention, When the samples run, Then each does its job."""
+    subject = json.loads((RETENTION_EVENTS / "export_subject.json").read_text())["pathParameters"]["user_id"]
+    old = (datetime.now(UTC) - timedelta(days=3000)).isoformat()
+    event_store.store_events(
+        transport,
+        [
+            AuditEventIn.model_validate(make_event(n, user_id=subject, timestamp=old, compliance_tags=[]))
+            for n in range(3)
+        ],
+    )
+
+    def retention(name: str) -> Any:
+        return invoke(retention_handler, json.loads((RETENTION_EVENTS / name).read_text()))
+
+    exported = retention("export_subject.json")
+    assert exported.status == 200 and exported.body["count"] == 3
+
+    with archive_bucket() as bucket:
+        monkeypatch.setenv("AUDIT_ARCHIVE_BUCKET", bucket)
+        get_settings.cache_clear()
+        schedule = json.loads((RETENTION_EVENTS / "nightly_schedule.json").read_text())
+        nightly = nightly_handler(schedule, FakeLambdaContext(function_name="retention-nightly"))
+    assert (nightly["status"], nightly["archived"], nightly["redacted"]) == ("completed", 3, 3)
+
+    erased = retention("erase_subject.json")
+    assert erased.status == 200 and erased.body["redacted"] == 0 and erased.body["already_redacted"] == 3
