@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import hashlib
 import json
 import os
-import platform
 import random
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +33,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final, TextIO
 
 import orjson
@@ -44,35 +40,39 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-# The bench runs outside pytest: put the layer, the functions, the SDK and the repository root
-# (for tests.support) on the path, as pyproject's pytest `pythonpath` does.
-ROOT: Final = Path(__file__).resolve().parents[1]
-SOURCE_DIRS: Final = (ROOT / "layers" / "common", ROOT / "functions", ROOT / "sdk")
-for _directory in (ROOT, *reversed(SOURCE_DIRS)):
-    if str(_directory) not in sys.path:
-        sys.path.insert(0, str(_directory))
+# The bench runs outside pytest: bench._common puts the layer, the functions, the SDK and the
+# repository root (for tests.support) on the path, and sets the Powertools environment.
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# Powertools reads these when the handler module builds its logger, tracer and metrics.
-POWERTOOLS_ENV: Final = {
-    "POWERTOOLS_SERVICE_NAME": "audit-trail-bench",
-    "POWERTOOLS_METRICS_NAMESPACE": "AuditTrailBench",
-    "POWERTOOLS_TRACE_DISABLED": "1",
-    "POWERTOOLS_DEV": "false",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-for _name, _value in POWERTOOLS_ENV.items():
-    os.environ.setdefault(_name, _value)
+from bench._common import (
+    POWERTOOLS_ENV,
+    ROOT,
+    SOURCE_DIRS,
+    BenchError,
+    base_environment,
+    checkpoint,
+    drop_databases,
+    environment_line,
+    format_table,
+    point_handler_at,
+    progress,
+    server_facts,
+    settle,
+    unwind_on_sigterm,
+)
 
-from audit_common.api import EventResult, IngestResponse, request_events, validate_events  # noqa: E402
-from audit_common.db import PostgresTransport, reset_transport  # noqa: E402
-from audit_common.settings import get_settings  # noqa: E402
-from audit_trail.migrations import migrate  # noqa: E402
-from audit_trail.postgres import create_database, drop_database, server_url  # noqa: E402
-from ingest.handler import lambda_handler  # noqa: E402
-from ingest.service import seal_for_storage  # noqa: E402
-from tests.support.apigw import FakeLambdaContext, proxy_event  # noqa: E402
-from tests.support.events import make_event, realistic_details  # noqa: E402
+# The imports below need the path bench._common sets up: keep them in a block of their own.
+# isort: split
+from audit_common.api import EventResult, IngestResponse, request_events, validate_events
+from audit_common.db import PostgresTransport, reset_transport
+from audit_common.event_store import seal_for_storage
+from audit_common.settings import get_settings
+from audit_trail.migrations import migrate
+from audit_trail.postgres import create_database, server_url
+from ingest.handler import lambda_handler
+from tests.support.apigw import FakeLambdaContext, proxy_event
+from tests.support.events import make_event, realistic_details
 
 TARGET_EVENTS_PER_SECOND: Final = 10_000
 COLD_START_RUNS: Final = 3
@@ -147,10 +147,6 @@ GENESIS: Final = bytes(32)
 
 ProxyEvent = dict[str, Any]
 Sealed = dict[str, Any]
-
-
-class BenchError(RuntimeError):
-    """The run went wrong (a refused request, a broken chain): no number is printed for it."""
 
 
 @dataclass
@@ -234,26 +230,6 @@ def build_requests(events: Sequence[dict[str, Any]], batch: int) -> list[ProxyEv
 # --------------------------------------------------------------------------------------------
 # Database
 # --------------------------------------------------------------------------------------------
-
-
-def checkpoint(url: str) -> None:
-    """Flush dirty pages so that one measurement does not pay for the previous one's writes."""
-    with (
-        psycopg.connect(url, autocommit=True) as conn,
-        contextlib.suppress(psycopg.errors.InsufficientPrivilege),
-    ):
-        conn.execute("checkpoint")
-
-
-def server_facts(url: str) -> dict[str, str]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "select name, setting from pg_settings"
-            " where name in ('server_version', 'synchronous_commit', 'fsync', 'shared_buffers')"
-        ).fetchall()
-    facts: dict[str, str] = {str(name): str(setting) for name, setting in rows}
-    facts["shared_buffers"] = f"{int(facts['shared_buffers']) * 8 // 1024} MiB"
-    return facts
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,16 +402,6 @@ def seal_all(requests: Sequence[ProxyEvent]) -> list[list[Sealed]]:
     ]
 
 
-def settle() -> None:
-    """Collect, then freeze what is alive (the bench's pre-built input) out of the collector's sight.
-
-    A Lambda process holds its modules and one request; this process also holds every pre-built
-    event. Frozen objects are never scanned again, so the collector costs what it costs in Lambda.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 # --------------------------------------------------------------------------------------------
 # Row 2: the seed's approach; row 3: the physical limit
 # --------------------------------------------------------------------------------------------
@@ -575,28 +541,13 @@ def peak_rss_mib() -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def format_table(headers: Sequence[str], lines: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *lines, strict=True)]
-
-    def render(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(width) if align else cell.ljust(width)
-            for cell, width, align in zip(cells, widths, right, strict=True)
-        ).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([render(headers), rule, *(render(line) for line in lines)])
-
-
 def report(results: Results) -> str:
     env = results.environment
     handler = results.rows[0]
     seed, copy = results.rows[1], results.rows[2]
     out = [
         f"Ingest benchmark, {env['date']}",
-        f"Python {env['python']} | PostgreSQL {env['postgresql']} ({env['database']}) | {env['cpus']} CPUs"
-        f" | synchronous_commit={env['synchronous_commit']} fsync={env['fsync']}"
-        f" shared_buffers={env['shared_buffers']} | load average at start {env['load_average_at_start']}",
+        environment_line(env),
         f"{handler.events:,} events, batches of {env['batch']}, realistic details"
         f" (mean request body {env['mean_body_bytes']:,} bytes)",
         "",
@@ -696,16 +647,6 @@ def as_json(results: Results) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def progress(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
-
-
-def point_handler_at(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    get_settings.cache_clear()
-    reset_transport()
-
-
 def measure_handler(
     results: Results, requests: Sequence[ProxyEvent], extra_request: ProxyEvent, main_url: str, events: int
 ) -> None:
@@ -738,14 +679,7 @@ def run(args: argparse.Namespace, admin_url: str, main_db: str, stage_db: str) -
     extra_request = build_requests(build_events(args.batch, first=args.events), args.batch)[0]
     results = Results(
         environment={
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "python": platform.python_version(),
-            "postgresql": facts["server_version"],
-            "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded pgserver",
-            "cpus": os.cpu_count(),
-            "synchronous_commit": facts["synchronous_commit"],
-            "fsync": facts["fsync"],
-            "shared_buffers": facts["shared_buffers"],
+            **base_environment(facts),
             "batch": args.batch,
             "mean_body_bytes": round(statistics.mean(len(request["body"]) for request in requests)),
             # Another job on a 2-core machine halves every number: the load average says if there was one.
@@ -812,14 +746,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    # SIGTERM (CI cancelling the job) unwinds like Ctrl-C, so the databases are still dropped.
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    unwind_on_sigterm()
     admin_url = server_url()
     suffix = uuid.uuid4().hex[:10]
     main_db, stage_db = f"audit_bench_{suffix}", f"audit_bench_{suffix}_stages"
@@ -833,12 +762,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         reset_transport()
-        if args.keep_db:
-            print(f"kept databases {main_db} and {stage_db}", file=sys.stderr)
-        else:
-            for name in (main_db, stage_db):
-                with contextlib.suppress(psycopg.Error):
-                    drop_database(admin_url, name)
+        drop_databases(admin_url, (main_db, stage_db), keep=args.keep_db)
     print(report(results))
     if args.json:
         print(as_json(results))
