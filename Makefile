@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin) $(dir $(shell command -v python3.12 2>/dev/null)))
 
-.PHONY: install test test-embedded lint format openapi build bench demo clean
+.PHONY: install test test-embedded lint format openapi build bench bench-detect demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ build: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+bench-detect: $(STAMP)
+	$(BIN)/python bench/detect.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from audit_common.api import ingest_request_adapter
+from audit_common.integrity import sealed_object
 from audit_common.models import AuditEventBatch, AuditEventIn, ComplianceStandard, EventType, SecurityLevel
 from audit_common.validation import field_errors
 from tests.support.events import make_event
@@ -96,3 +100,71 @@ def test_integers_up_to_two_to_the_53_are_kept() -> None:
     """Given 2^53 (exact in a double), When validated, Then accepted; 2^53 + 1 is refused."""
     assert AuditEventIn.model_validate(make_event(0, details={"n": 2**53})).details == {"n": 2**53}
     assert "2^53" in errors_of(make_event(0, details={"n": 2**53 + 1}))[0][2]
+
+
+@given(
+    event_type=st.sampled_from(list(EventType)),
+    level=st.sampled_from(list(SecurityLevel)),
+    tags=st.lists(st.sampled_from(list(ComplianceStandard)), max_size=6),
+    ip=st.one_of(st.none(), st.ip_addresses().map(str)),
+    text=st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40),
+    moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2026, 1, 1), timezones=st.just(UTC)),
+    details=st.dictionaries(
+        st.text(max_size=5).filter(lambda k: "\x00" not in k), st.integers(-1000, 1000), max_size=4
+    ),
+)
+def test_sealed_record_is_the_sealed_object(
+    event_type: EventType,
+    level: SecurityLevel,
+    tags: list[ComplianceStandard],
+    ip: str | None,
+    text: str,
+    moment: datetime,
+    details: dict[str, int],
+) -> None:
+    """Given any valid event, When sealed on the hot path, Then it is exactly sealed_object of its fields."""
+    event = AuditEventIn.model_validate(
+        {
+            "event_type": event_type.name,
+            "user_id": text or "u",
+            "action": text or "a",
+            "user_agent": text,
+            "security_level": level,
+            "compliance_tags": tags,
+            "ip_address": ip,
+            "timestamp": moment,
+            "details": details,
+        }
+    )
+    assert event.sealed_record() == sealed_object(event.sealed_fields())
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"path": "C:\\u0000dir"},  # the text backslash-u-0-0-0-0, not a NUL: the walk runs and accepts it
+        {"id": "1234567890123456789"},  # sixteen digits in a string, not a number
+        {"n": 9007199254740992, "m": -9007199254740992},  # exactly 2^53
+        {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},  # 32 levels
+        {"k" * 40: ["{", "[", "{"] * 20},  # brackets inside strings
+    ],
+)
+def test_json_that_only_looks_suspicious_is_accepted(details: dict[str, Any]) -> None:
+    """Given details that trigger the full walk but break no rule, When validated, Then they are accepted as given."""
+    assert AuditEventIn.model_validate(make_event(0, details=details)).details == details
+
+
+@pytest.mark.parametrize(
+    ("details", "fragment"),
+    [
+        ({"a": [{"b": "x\x00"}]}, "a[0].b"),
+        ({"a": {"b\x00": 1}}, "NUL"),
+        ({"a": [1, 2, 2**53 + 1]}, "a[2]"),
+        ({"a": -(2**60)}, "2^53"),
+        ({"deep": orjson.loads("[" * 33 + "]" * 33)}, "deeper"),
+    ],
+)
+def test_json_breaking_a_rule_is_refused_with_its_path(details: dict[str, Any], fragment: str) -> None:
+    """Given details with a NUL, a huge integer or too much nesting, When validated, Then refused naming where."""
+    found = errors_of(make_event(0, details=details))
+    assert found[0][1] == "details" and fragment in found[0][2]

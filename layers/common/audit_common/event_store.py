@@ -13,16 +13,16 @@ from typing import Any
 
 from audit_common.api import EventResult, IngestResponse
 from audit_common.db import Transport
-from audit_common.integrity import canonical_bytes, sealed_object
+from audit_common.integrity import canonical_bytes
 from audit_common.models import AuditEventIn
 
 
 def seal_for_storage(event: AuditEventIn) -> dict[str, Any]:
     """The event's sealed object plus its checksum, as the SQL API's `ingest_events` takes it."""
-    sealed = sealed_object(event.sealed_fields())
-    record = dict(sealed)
-    record["checksum"] = hashlib.sha256(canonical_bytes(sealed)).hexdigest()
-    return record
+    sealed = event.sealed_record()
+    checksum = hashlib.sha256(canonical_bytes(sealed)).hexdigest()
+    sealed["checksum"] = checksum
+    return sealed
 
 
 def store_events(transport: Transport, events: Sequence[AuditEventIn]) -> IngestResponse:

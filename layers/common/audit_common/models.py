@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from audit_common.integrity.seal import format_timestamp
+
 MAX_BATCH_EVENTS: Final = 1000
 MAX_DETAILS_BYTES: Final = 64 * 1024
 MAX_JSON_DEPTH: Final = 32
@@ -36,6 +38,7 @@ MAX_SAFE_INTEGER: Final = 2**53
 NO_NUL_PATTERN: Final = r"^[^\x00]*$"
 EVENT_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$"
 _EMAIL_RE: Final = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+$")
+_SIXTEEN_DIGITS: Final = re.compile(rb"[0-9]{16}")
 
 
 class EventType(StrEnum):
@@ -132,8 +135,21 @@ def _check_timestamp(value: datetime) -> datetime:
 
 def check_json_object(value: dict[str, Any], max_bytes: int = MAX_DETAILS_BYTES) -> dict[str, Any]:
     """Refuse what JSONB or canonical JSON cannot keep exactly: NUL, huge integers, deep nesting, size."""
-    _walk_json(value, "", 0)
-    size = len(orjson.dumps(value))
+    try:
+        dumped = orjson.dumps(value)
+    except TypeError:
+        _walk_json(value, "", 0)  # names the offending path
+        raise
+    # The serialised text shows when a full walk is needed, which is rare: a NUL is always written
+    # as \u0000, an integer beyond 2^53 needs 16 digits, and nesting deeper than the limit needs more
+    # brackets than the limit. Skipping the walk otherwise saves a few microseconds per event.
+    if (
+        b"\\u0000" in dumped
+        or _SIXTEEN_DIGITS.search(dumped) is not None
+        or dumped.count(b"{") + dumped.count(b"[") > MAX_JSON_DEPTH
+    ):
+        _walk_json(value, "", 0)
+    size = len(dumped)
     if size > max_bytes:
         raise PydanticCustomError(
             "json_too_large",
@@ -221,6 +237,32 @@ class AuditEventIn(BaseModel):
     )
     parent_event_id: Annotated[str, _text(255)] | None = None
     metadata: JsonObject = Field(default_factory=dict, description="Free-form JSON object, at most 64 KiB.")
+
+    def sealed_record(self) -> dict[str, Any]:
+        """The sealed object itself, built from values validation already normalised.
+
+        Equal to `sealed_object(self.sealed_fields())` (a unit test holds them together) but without
+        normalising every value a second time: sealing is on the ingest hot path.
+        """
+        return {
+            "event_id": self.event_id,
+            "timestamp": format_timestamp(self.timestamp),
+            "event_type": self.event_type.value,
+            "user_id": self.user_id,
+            "user_email": self.user_email,
+            "session_id": self.session_id,
+            "ip_address": self.ip_address,
+            "user_agent": self.user_agent,
+            "resource_path": self.resource_path,
+            "resource_id": self.resource_id,
+            "action": self.action,
+            "status": self.status.value,
+            "details": self.details,
+            "security_level": self.security_level.value,
+            "compliance_tags": [tag.value for tag in self.compliance_tags],
+            "parent_event_id": self.parent_event_id,
+            "metadata": self.metadata,
+        }
 
     def sealed_fields(self) -> dict[str, Any]:
         """The fields sealed by the checksum, as plain values (docs/integrity.md)."""
