@@ -67,6 +67,7 @@ from bench._common import (
 from audit_common.api import EventResult, IngestResponse, request_events, validate_events
 from audit_common.db import PostgresTransport, reset_transport
 from audit_common.event_store import seal_for_storage
+from audit_common.integrity import SEALED_FIELDS
 from audit_common.settings import get_settings
 from audit_trail.migrations import migrate
 from audit_trail.postgres import create_database, server_url
@@ -120,29 +121,7 @@ COPY_DDL: Final = """
 create schema bench_copy;
 create table bench_copy.audit_events (like audit.audit_events including all);
 """
-COPY_COLUMNS: Final = (
-    "seq",
-    "event_id",
-    "timestamp",
-    "event_type",
-    "user_id",
-    "user_email",
-    "session_id",
-    "ip_address",
-    "user_agent",
-    "resource_path",
-    "resource_id",
-    "action",
-    "status",
-    "details",
-    "security_level",
-    "compliance_tags",
-    "parent_event_id",
-    "metadata",
-    "checksum",
-    "prev_hash",
-    "chain_hash",
-)
+COPY_COLUMNS: Final = ("seq", *SEALED_FIELDS, "checksum", "prev_hash", "chain_hash")
 GENESIS: Final = bytes(32)
 
 ProxyEvent = dict[str, Any]

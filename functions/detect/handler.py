@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from audit_common.api import AlertOut, AlertPage, AlertUpdate
 from audit_common.db import get_transport
 from audit_common.errors import ConfigurationError
-from audit_common.http import ERROR_RESPONSES, JsonBody, create_resolver, resolve
-from audit_common.observability import logger, metrics, tracer
+from audit_common.http import ERROR_RESPONSES, JsonBody, api_lambda_handler, create_resolver
+from audit_common.observability import logger, metrics
 from audit_common.settings import get_settings
 from audit_common.validation import invalid_input
 from detect import alerts, engine
@@ -122,9 +120,5 @@ def patch_alert(alert_id: Annotated[UUID, Path()], change: Annotated[AlertUpdate
     return updated
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway proxy event in, proxy response out."""
-    return resolve(app, event, context)
+lambda_handler = api_lambda_handler(app)
+"""API Gateway proxy event in, proxy response out."""

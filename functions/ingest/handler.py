@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime
 
 from audit_common.api import EventPage, IngestResponse, StoredEvent, VerifyResponse
 from audit_common.db import get_transport
 from audit_common.errors import NotFound
-from audit_common.http import ERROR_RESPONSES, JsonBody, create_resolver, resolve
+from audit_common.http import ERROR_RESPONSES, JsonBody, api_lambda_handler, create_resolver
 from audit_common.models import LenientEventType, LenientSecurityLevel, LenientStandard
-from audit_common.observability import logger, metrics, tracer
+from audit_common.observability import logger, metrics
 from audit_common.settings import get_settings
 from audit_common.verification import verify_chain
 from ingest import service
@@ -115,9 +113,5 @@ def verify(
     return result
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway proxy event in, proxy response out."""
-    return resolve(app, event, context)
+lambda_handler = api_lambda_handler(app)
+"""API Gateway proxy event in, proxy response out."""

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_common.db import get_transport
-from audit_common.http import ERROR_RESPONSES, create_resolver, resolve
+from audit_common.http import ERROR_RESPONSES, api_lambda_handler, create_resolver
 from audit_common.models import NO_NUL_PATTERN
-from audit_common.observability import logger, metrics, tracer
+from audit_common.observability import logger
 from retention import gdpr
 
 app = create_resolver()
@@ -48,9 +46,5 @@ def erase_subject(user_id: SubjectId) -> gdpr.ErasureResult:
     return result
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway proxy event in, proxy response out."""
-    return resolve(app, event, context)
+lambda_handler = api_lambda_handler(app)
+"""API Gateway proxy event in, proxy response out."""

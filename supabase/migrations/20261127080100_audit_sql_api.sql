@@ -233,12 +233,11 @@ $$;
 -- Blanks the personal payload, keeps seq, event_id, timestamp, type, checksum and both hashes,
 -- and records who, when and why. Verification then checks links but not the blanked checksum.
 -- ---------------------------------------------------------------------------------------------
-create function audit.redact_events(p_event_ids jsonb, p_reason text, p_actor text, p_ref text default null)
-returns jsonb
+create function audit.redact_seqs(p_seqs bigint[], p_reason text, p_actor text, p_ref text) returns integer
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
-  v_count bigint;
+  v_count integer;
 begin
   if p_reason is null or p_reason not in ('retention', 'erasure') then
     raise exception 'redaction reason must be retention or erasure, got %', p_reason
@@ -252,11 +251,26 @@ begin
      set user_email = null, session_id = null, ip_address = null, user_agent = null,
          details = '{}'::jsonb, metadata = '{}'::jsonb,
          redacted_at = pg_catalog.now(), redaction_reason = p_reason, redacted_by = p_actor, redaction_ref = p_ref
-   where e.event_id in (select pg_catalog.jsonb_array_elements_text(p_event_ids)) and e.redacted_at is null;
+   where e.seq = any(p_seqs) and e.redacted_at is null;
   get diagnostics v_count = row_count;
   -- close the door again: later statements of this transaction are append-only as usual
   perform pg_catalog.set_config('audit.redaction_txid', '', true);
-  return pg_catalog.jsonb_build_object('requested', pg_catalog.jsonb_array_length(p_event_ids), 'redacted', v_count);
+  return v_count;
+end
+$$;
+
+create function audit.redact_events(p_event_ids jsonb, p_reason text, p_actor text, p_ref text default null)
+returns jsonb
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_seqs bigint[] := array(
+    select e.seq from audit.audit_events e
+     where e.event_id in (select pg_catalog.jsonb_array_elements_text(p_event_ids)));
+begin
+  return pg_catalog.jsonb_build_object(
+    'requested', pg_catalog.jsonb_array_length(p_event_ids),
+    'redacted', audit.redact_seqs(v_seqs, p_reason, p_actor, p_ref));
 end
 $$;
 
@@ -274,5 +288,6 @@ grant execute on function
 grant execute on function
   audit.ingest_events(json),
   audit.chain_state(bigint),
-  audit.redact_events(jsonb, text, text, text)
+  audit.redact_events(jsonb, text, text, text),
+  audit.redact_seqs(bigint[], text, text, text)
   to service_role;

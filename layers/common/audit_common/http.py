@@ -6,18 +6,19 @@ Every error is `{"error": {"code", "message"}}` with the right status; refused i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import orjson
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_common.api import ErrorResponse
 from audit_common.errors import AuditError, BadRequest, NotFound, PayloadTooLarge
-from audit_common.observability import logger
+from audit_common.observability import logger, metrics, tracer
 from audit_common.validation import invalid_input
 
 MAX_BODY_BYTES: Final = 5 * 1024 * 1024
@@ -104,3 +105,16 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaC
     if len(body) > MAX_BODY_BYTES:
         return proxy_error(PayloadTooLarge(f"body: {len(body)} bytes; the limit is {MAX_BODY_BYTES}; split the batch"))
     return app.resolve(event, context)
+
+
+def api_lambda_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda entry point of an API function: structured logs with the request's correlation id,
+    X-Ray tracing, EMF metrics flushed per invocation, then `resolve`."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return resolve(app, event, context)
+
+    return lambda_handler
