@@ -992,3 +992,18 @@ def test_outputs_give_the_archive_bucket_and_the_retention_queue() -> None:
 
     assert outputs["ArchiveBucketName"]["Value"] == {"Ref": "ArchiveBucket"}
     assert outputs["RetentionDeadLetterQueueUrl"]["Value"] == {"Ref": "RetentionDeadLetterQueue"}
+
+
+def test_every_route_but_the_webhook_requires_signed_iam_credentials() -> None:
+    """Given the translated API, When its methods are read, Then all need AWS_IAM except the secret-checked webhook."""
+    methods: dict[tuple[str, str], str] = {}
+    for resource in _translated()["Resources"].values():
+        if resource["Type"] != "AWS::ApiGateway::RestApi":
+            continue
+        for path, operations in resource["Properties"]["Body"]["paths"].items():
+            for verb, operation in operations.items():
+                security = operation.get("security") or []
+                methods[(verb.upper(), path)] = "AWS_IAM" if any("AWS_IAM" in s for s in security) else "NONE"
+    assert methods, "no API methods found in the translated template"
+    assert methods.pop(("POST", "/webhooks/supabase")) == "NONE"
+    assert set(methods.values()) == {"AWS_IAM"}, methods
