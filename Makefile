@@ -36,6 +36,9 @@ build: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+demo: $(STAMP)
+	$(BIN)/python demo/demo.py
+
 bench-detect: $(STAMP)
 	$(BIN)/python bench/detect.py
 
