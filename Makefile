@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin) $(dir $(shell command -v python3.12 2>/dev/null)))
 
-.PHONY: install test test-embedded lint format openapi build bench bench-detect demo clean
+.PHONY: install test test-embedded lint format openapi build bench bench-detect bench-retention demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ demo: $(STAMP)
 
 bench-detect: $(STAMP)
 	$(BIN)/python bench/detect.py
+
+bench-retention: $(STAMP)
+	$(BIN)/python bench/retention.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ import gc
 import os
 import platform
 import signal
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from types import FrameType
 from typing import Any, Final
 
 import psycopg
+from psycopg import sql
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 SOURCE_DIRS: Final = (ROOT / "layers" / "common", ROOT / "functions", ROOT / "sdk")
@@ -169,3 +171,23 @@ def format_table(headers: Sequence[str], lines: Sequence[Sequence[str]], right: 
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([render(headers), rule, *(render(line) for line in lines)])
+
+
+# --------------------------------------------------------------------------------------------
+# Shared by the benchmarks that generate their data in SQL
+# --------------------------------------------------------------------------------------------
+
+
+def vacuum_analyze(url: str, table: str = "audit.audit_events") -> float:
+    """`VACUUM ANALYZE` one table (`schema.table`); returns the seconds it took."""
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(*table.split("."))))
+    return time.perf_counter() - started
+
+
+def percentile(values: Sequence[float], q: int) -> float:
+    """The q-th percentile (1..99), inclusive method (as the tables print it); one value is its own percentile."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
