@@ -7,15 +7,18 @@
 -- ---------------------------------------------------------------------------------------------
 -- One event as the API returns it.
 -- ---------------------------------------------------------------------------------------------
+-- format_timestamp and event_json carry no SET clause and are declared as volatile as their bodies:
+-- that keeps them inlinable into the queries that call them per row (reads, chain segments), which
+-- measured several times faster than calling them as functions. Every name in them is qualified.
 create function audit.format_timestamp(p_ts timestamptz) returns text
-language sql immutable strict parallel safe set search_path = ''
+language sql stable parallel safe
 as $$
   -- RFC 3339 UTC with exactly six fractional digits: the canonical form sealed in checksums.
   select pg_catalog.to_char(p_ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 
 create function audit.event_json(e audit.audit_events) returns jsonb
-language sql stable parallel safe set search_path = ''
+language sql stable parallel safe
 as $$
   select pg_catalog.jsonb_build_object(
     'seq', e.seq,
