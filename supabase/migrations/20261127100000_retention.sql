@@ -345,10 +345,10 @@ $$;
 -- GDPR: a subject's events (Art. 15) and their erasure (Art. 17) with the exceptions named.
 -- ---------------------------------------------------------------------------------------------
 create function audit.subject_events(p_user_id text, p_after_seq bigint default 0, p_limit integer default 1000)
-returns jsonb
+returns json
 language sql stable security definer set search_path = ''
 as $$
-  select coalesce(pg_catalog.jsonb_agg(audit.event_json(e) order by e.seq), '[]'::jsonb)
+  select coalesce(pg_catalog.json_agg(audit.event_json(e) order by e.seq), '[]'::json)
     from (select * from audit.audit_events x where x.user_id = p_user_id and x.seq > p_after_seq
            order by x.seq limit least(greatest(p_limit, 1), 10000)) e
 $$;
