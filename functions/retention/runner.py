@@ -107,7 +107,7 @@ def _redact(transport: Transport, run_id: str, batch_no: int, chunk: int) -> Non
     # Short transactions of `chunk` events each: ingestion never waits long behind a redaction.
     while True:
         step = transport.call("retention_redact_batch", {"p_run_id": run_id, "p_batch_no": batch_no, "p_limit": chunk})
-        if step["remaining"] == 0:
+        if not step["more_left"]:
             return
         if step["redacted"] == 0:
             raise RuntimeError(f"retention batch {batch_no} of run {run_id} is stuck: nothing redacted, some left")

@@ -275,7 +275,7 @@ as $$
 $$;
 
 -- Redact up to p_limit archived events of a batch in one short transaction. Events a legal hold
--- has covered since the archive are skipped (they stay archived and intact). Returns what is left.
+-- has covered since the archive are skipped (they stay archived and intact). Says whether more is left.
 create function audit.retention_redact_batch(p_run_id uuid, p_batch_no integer, p_limit integer default 500)
 returns jsonb
 language plpgsql volatile security definer set search_path = ''
@@ -291,21 +291,21 @@ begin
   if not found then
     raise exception 'no batch % in run %', p_batch_no, p_run_id using errcode = 'invalid_parameter_value';
   end if;
+  -- One more than the step: whether it exists says if anything is left, without a second pass.
   v_todo := array(
     select e.seq from audit.audit_events e
      where e.seq = any(v_batch.seqs) and e.redacted_at is null and not audit.is_held(e, v_as_of)
-     order by e.seq limit least(greatest(p_limit, 1), 5000));
-  v_count := audit.redact_seqs(v_todo, 'retention', 'retention', p_run_id::text);
+     order by e.seq limit least(greatest(p_limit, 1), 5000) + 1);
+  v_left := greatest(pg_catalog.cardinality(v_todo) - least(greatest(p_limit, 1), 5000), 0);
+  v_count := audit.redact_seqs(v_todo[1:least(greatest(p_limit, 1), 5000)], 'retention', 'retention', p_run_id::text);
   update audit.retention_batches b set redacted_count = b.redacted_count + v_count
    where b.run_id = p_run_id and b.batch_no = p_batch_no;
   update audit.retention_runs r set redacted = r.redacted + v_count where r.run_id = p_run_id;
-  select pg_catalog.count(*) into v_left from audit.audit_events e
-   where e.seq = any(v_batch.seqs) and e.redacted_at is null and not audit.is_held(e, v_as_of);
   if v_left = 0 then
     update audit.retention_batches b set redacted_at = pg_catalog.now()
      where b.run_id = p_run_id and b.batch_no = p_batch_no;
   end if;
-  return pg_catalog.jsonb_build_object('redacted', v_count, 'remaining', v_left);
+  return pg_catalog.jsonb_build_object('redacted', v_count, 'more_left', v_left > 0);
 end
 $$;
 
