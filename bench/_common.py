@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import platform
 import signal
@@ -184,6 +185,11 @@ def vacuum_analyze(url: str, table: str = "audit.audit_events") -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(*table.split("."))))
     return time.perf_counter() - started
+
+
+def zipf_rank(u: float, users: int) -> int:
+    """Zipf-like user rank 1..users from a uniform u: P(rank k) ~ ln((k + 1) / k), the top user ~9% of 2,000."""
+    return min(users, math.floor(math.exp(u * math.log(users + 1))))
 
 
 def percentile(values: Sequence[float], q: int) -> float:

@@ -52,11 +52,14 @@ from bench._common import (
     drop_databases,
     environment_line,
     format_table,
+    percentile,
     point_handler_at,
     progress,
     server_facts,
     settle,
     unwind_on_sigterm,
+    vacuum_analyze,
+    zipf_rank,
 )
 
 # The imports below need the path bench._common sets up: keep them in a block of their own.
@@ -127,11 +130,6 @@ USER_AGENT: Final = "Mozilla/5.0 (X11; Linux x86_64) Files/3.2"
 
 def user_id(rank: int) -> str:
     return f"user-{rank:04d}"
-
-
-def zipf_rank(u: float) -> int:
-    """Zipf-like user rank 1..USERS from a uniform u: P(rank k) ~ ln((k + 1) / k), the top user ~9%."""
-    return min(USERS, math.floor(math.exp(u * math.log(USERS + 1))))
 
 
 def home_ip(rank: int, k: int) -> str:
@@ -237,13 +235,6 @@ def generate_history(url: str, events: int, start: datetime, end: datetime) -> f
     return time.perf_counter() - started
 
 
-def vacuum_analyze(url: str) -> float:
-    started = time.perf_counter()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("vacuum analyze audit.audit_events")
-    return time.perf_counter() - started
-
-
 # --------------------------------------------------------------------------------------------
 # The new events: background traffic from the same population, plus attack bursts
 # --------------------------------------------------------------------------------------------
@@ -287,7 +278,7 @@ def _event(n: int, at: datetime, rank: int, event_type: str, **fields: Any) -> d
 
 def background_event(n: int, at: datetime, rng: random.Random) -> dict[str, Any]:
     """One event drawn from the history's distribution (users, addresses, types, failures)."""
-    rank = zipf_rank(rng.random())
+    rank = zipf_rank(rng.random(), USERS)
     draw = rng.random()
     event_type = next((kind for bound, kind, _ in _cumulative() if draw < bound), EVENT_MIX[-1][0])
     failure = rng.random() < (LOGIN_FAILURE_SHARE if event_type == "user_login" else OTHER_FAILURE_SHARE)
@@ -383,7 +374,7 @@ class Timing:
         return len(self.seconds)
 
     def percentile_ms(self, q: int) -> float:
-        return statistics.quantiles(self.seconds, n=100, method="inclusive")[q - 1] * 1000
+        return percentile(self.seconds, q) * 1000
 
     @property
     def median_ms(self) -> float:

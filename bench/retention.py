@@ -64,6 +64,7 @@ from bench._common import (
     settle,
     unwind_on_sigterm,
     vacuum_analyze,
+    zipf_rank,
 )
 
 # The imports below need the path bench._common sets up: keep them in a block of their own.
@@ -122,11 +123,6 @@ EVENT_MIX: Final = (
 )
 # Tags that set no longer retention than the default: 30% gdpr, 10% iso_27001, 5% both, the rest none.
 TAG_MIX: Final = ((0.30, "{gdpr}"), (0.40, "{iso_27001}"), (0.45, "{gdpr,iso_27001}"))
-
-
-def zipf_rank(u: float) -> int:
-    """Zipf-like user rank 1..USERS from a uniform u: P(rank k) ~ ln((k + 1) / k), the top user ~9%."""
-    return min(USERS, math.floor(math.exp(u * math.log(USERS + 1))))
 
 
 def generation_sql() -> str:
@@ -208,7 +204,7 @@ def young_events(now: datetime, seed: int = 20261127) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     events = []
     for n in range(YOUNG_EVENTS):
-        user = HELD_USER if n % 50 == 0 else f"user-{zipf_rank(rng.random()):04d}"
+        user = HELD_USER if n % 50 == 0 else f"user-{zipf_rank(rng.random(), USERS):04d}"
         at = now - timedelta(seconds=rng.random() * YOUNG_DAYS * 86_400)
         events.append(
             make_event(
@@ -305,7 +301,7 @@ def stream_request(rng: random.Random, k: int) -> dict[str, Any]:
     events = []
     for i in range(INGEST_EVENTS_PER_REQUEST):
         n = k * INGEST_EVENTS_PER_REQUEST + i
-        user = f"user-{zipf_rank(rng.random()):04d}"
+        user = f"user-{zipf_rank(rng.random(), USERS):04d}"
         events.append(
             make_event(
                 n,
