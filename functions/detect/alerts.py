@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
-import orjson
-
 from audit_common.api import AlertOut, AlertPage, AlertUpdate
+from audit_common.cursor import decode_cursor, encode_cursor
 from audit_common.db import Transport
-from audit_common.errors import BadRequest, NotFound
-
-
-def _encode_cursor(created_at: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"v": 1, "before": created_at})).rstrip(b"=").decode()
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        before = data["before"]
-        if data.get("v") != 1 or not isinstance(before, str):
-            raise ValueError("unknown cursor")
-    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise BadRequest("cursor: not a cursor this API issued") from None
-    return before
+from audit_common.errors import NotFound
 
 
 def list_alerts(
@@ -46,11 +27,11 @@ def list_alerts(
             "p_rule": rule,
             "p_alert_key": key,
             "p_limit": limit,
-            "p_before": _decode_cursor(cursor) if cursor else None,
+            "p_before": decode_cursor(cursor, {"before": str})["before"] if cursor else None,
         },
     )
     alerts = [AlertOut.model_validate(row) for row in rows or []]
-    next_cursor = _encode_cursor(alerts[-1].created_at) if len(alerts) == limit else None
+    next_cursor = encode_cursor({"before": alerts[-1].created_at}) if len(alerts) == limit else None
     return AlertPage(alerts=alerts, next_cursor=next_cursor)
 
 

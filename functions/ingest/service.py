@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from audit_common.api import EventPage, IngestResponse, StoredEvent, request_events, validate_events
+from audit_common.cursor import decode_cursor, encode_cursor
 from audit_common.db import Transport
 from audit_common.errors import BadRequest
 from audit_common.event_store import store_events
@@ -21,22 +18,18 @@ def ingest_request(transport: Transport, body: Any) -> IngestResponse:
     return store_events(transport, validate_events(request_events(body)))
 
 
-def encode_cursor(seq: int, descending: bool) -> str:
+def encode_seq_cursor(seq: int, descending: bool) -> str:
     """An opaque page cursor: the last seq served and the direction."""
-    raw = orjson.dumps({"v": 1, "seq": seq, "desc": descending})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return encode_cursor({"seq": seq, "desc": descending})
 
 
-def decode_cursor(cursor: str, descending: bool) -> int:
+def decode_seq_cursor(cursor: str, descending: bool) -> int:
     """The seq a cursor continues after; refuses foreign, corrupt or wrong-direction cursors."""
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        seq = data["seq"]
-        if data.get("v") != 1 or not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise ValueError("unknown cursor")
-    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise BadRequest("cursor: not a cursor this API issued") from None
-    if data.get("desc") is not descending:
+    position = decode_cursor(cursor, {"seq": int, "desc": bool})
+    seq: int = position["seq"]
+    if seq < 0:
+        raise BadRequest("cursor: not a cursor this API issued")
+    if position["desc"] is not descending:
         raise BadRequest("cursor: issued for the other sort order")
     return seq
 
@@ -66,13 +59,13 @@ def list_events(
             "p_compliance_tag": compliance_tag.value if compliance_tag else None,
             "p_from": start,
             "p_to": end,
-            "p_after_seq": decode_cursor(cursor, descending) if cursor else None,
+            "p_after_seq": decode_seq_cursor(cursor, descending) if cursor else None,
             "p_limit": limit,
             "p_descending": descending,
         },
     )
     events = [StoredEvent.model_validate(row) for row in rows]
-    next_cursor = encode_cursor(events[-1].seq, descending) if len(events) == limit else None
+    next_cursor = encode_seq_cursor(events[-1].seq, descending) if len(events) == limit else None
     return EventPage(events=events, next_cursor=next_cursor)
 
 
