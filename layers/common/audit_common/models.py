@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from audit_common.integrity.seal import format_timestamp
+from audit_common.integrity.seal import SEALED_FIELDS, format_timestamp
 
 MAX_BATCH_EVENTS: Final = 1000
 MAX_DETAILS_BYTES: Final = 64 * 1024
@@ -265,26 +265,8 @@ class AuditEventIn(BaseModel):
         }
 
     def sealed_fields(self) -> dict[str, Any]:
-        """The fields sealed by the checksum, as plain values (docs/integrity.md)."""
-        return {
-            "event_id": self.event_id,
-            "timestamp": self.timestamp,
-            "event_type": self.event_type,
-            "user_id": self.user_id,
-            "user_email": self.user_email,
-            "session_id": self.session_id,
-            "ip_address": self.ip_address,
-            "user_agent": self.user_agent,
-            "resource_path": self.resource_path,
-            "resource_id": self.resource_id,
-            "action": self.action,
-            "status": self.status,
-            "details": self.details,
-            "security_level": self.security_level,
-            "compliance_tags": self.compliance_tags,
-            "parent_event_id": self.parent_event_id,
-            "metadata": self.metadata,
-        }
+        """The sealed fields as the model holds them (datetime, enum members): `sealed_object` input."""
+        return {name: getattr(self, name) for name in SEALED_FIELDS}
 
 
 class AuditEventBatch(BaseModel):
