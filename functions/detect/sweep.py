@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from audit_common.db import Transport, get_transport
-from audit_common.errors import BadRequest
 from audit_common.observability import logger, metrics, tracer
+from audit_common.scheduled import require_action
 from audit_common.settings import get_settings
 from detect import engine
 from detect.handler import publisher
@@ -73,8 +73,7 @@ def sweep(transport: Transport, publisher: AlertPublisher | None, *, batch: int,
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduler input `{"action": "sweep"}`; anything else is refused rather than guessed at."""
-    if not isinstance(event, dict) or event.get("action") != "sweep":
-        raise BadRequest(f"action: expected 'sweep', got {event!r:.100}")
+    require_action(event, "sweep")
     settings = get_settings()
     budget = min(settings.sweep_time_budget_seconds, max(1.0, context.get_remaining_time_in_millis() / 1000 - 30))
     result = sweep(get_transport(), publisher(), batch=settings.sweep_batch_events, budget_seconds=budget)

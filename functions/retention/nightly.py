@@ -10,8 +10,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_common.db import get_transport
-from audit_common.errors import BadRequest, ConfigurationError
+from audit_common.errors import ConfigurationError
 from audit_common.observability import logger, metrics, tracer
+from audit_common.scheduled import require_action
 from audit_common.settings import get_settings
 from retention.archive import Archiver
 from retention.runner import RunLimits, run_retention
@@ -25,8 +26,7 @@ SAFETY_SECONDS = 90
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduler input `{"action": "retention"}`; a run cut off by the timeout resumes next time."""
-    if not isinstance(event, dict) or event.get("action") != "retention":
-        raise BadRequest(f"action: expected 'retention', got {event!r:.100}")
+    require_action(event, "retention")
     settings = get_settings()
     if not settings.archive_bucket:
         raise ConfigurationError("no archive bucket configured (AUDIT_ARCHIVE_BUCKET)")
