@@ -188,6 +188,9 @@ begin
         v_start := ev."timestamp";
         v_first := ev."timestamp";
         v_ids := array[ev.event_id];
+        -- the window's alert, if any (null when none): its context is reused below
+        select a.context into v_ctx from audit.security_alerts a
+         where a.rule = r.name and a.alert_key = v_key and a.window_start = v_start;
       else
         v_from := ev."timestamp" - pg_catalog.make_interval(secs => r.window_seconds);
         -- Count at most `threshold` rows: the work is bounded whatever the history holds.
@@ -206,8 +209,10 @@ begin
         -- Tumbling windows aligned to the epoch name the alert: one per (rule, key, window).
         v_start := pg_catalog.to_timestamp(
           pg_catalog.floor(extract(epoch from ev."timestamp") / r.window_seconds) * r.window_seconds);
-        if exists (select 1 from audit.security_alerts a
-                    where a.rule = r.name and a.alert_key = v_key and a.window_start = v_start) then
+        -- the window's alert, if any (null when none): its context is reused below
+        select a.context into v_ctx from audit.security_alerts a
+         where a.rule = r.name and a.alert_key = v_key and a.window_start = v_start;
+        if v_ctx is not null then
           -- The window's alert exists: add this event to its evidence, nothing to re-read.
           v_ids := array[ev.event_id];
           v_first := ev."timestamp";
@@ -227,9 +232,7 @@ begin
       end if;
 
       -- Context for the risk score (docs/detection.md), computed once per alert: a burst that keeps
-      -- the rule firing reuses the stored context instead of re-reading the key's history each time.
-      select a.context into v_ctx from audit.security_alerts a
-       where a.rule = r.name and a.alert_key = v_key and a.window_start = v_start;
+      -- the rule firing reuses the stored context (looked up above) instead of re-reading the history.
       if v_ctx is null then
         -- The user's recent history, bounded (the last 2000 events of 30 days): enough to know their
         -- usual IPs and hours, and constant work for the heaviest account.
