@@ -38,9 +38,9 @@ def summarise(hit: Mapping[str, Any]) -> str:
     kinds = "/".join(hit.get("event_types") or []) or hit["rule"]
     details = hit.get("details") or {}
     if int(hit["window_seconds"]) == 0:
-        granted = next(
-            (str(details[k]) for k in ("role", "new_role", "granted_role", "permission", "to") if k in details), "?"
-        )
+        # the keys the rule matched on (rules are data: read them from the hit, not from here)
+        keys = (hit.get("details_match") or {}).get("keys") or []
+        granted = next((str(details[k]) for k in keys if k in details), "?")
         target = details.get("target_user") or details.get("target") or hit.get("user_id")
         return f"{hit['user_id']} granted {granted!r} to {target} ({hit['rule']}, event {hit['trigger_event_id']})"
     window = _duration(int(hit["window_seconds"]))

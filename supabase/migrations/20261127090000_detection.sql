@@ -260,7 +260,7 @@ begin
 
       v_hits := v_hits || pg_catalog.jsonb_build_object(
         'rule', r.name, 'rule_severity', r.severity, 'attack_id', r.attack_id, 'description', r.description,
-        'event_types', pg_catalog.to_jsonb(r.event_types), 'rule_status', r.status,
+        'event_types', pg_catalog.to_jsonb(r.event_types), 'rule_status', r.status, 'details_match', r.details_match,
         'group_by', r.group_by, 'alert_key', v_key, 'window_start', audit.format_timestamp(v_start),
         'window_seconds', r.window_seconds, 'threshold', r.threshold, 'event_count', v_count,
         'event_ids', pg_catalog.to_jsonb(v_ids), 'first_event_at', audit.format_timestamp(v_first),

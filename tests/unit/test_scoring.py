@@ -114,6 +114,7 @@ def test_summaries_read_like_sentences() -> None:
         window_seconds=0,
         user_id="mallory",
         details={"role": "admin", "target_user": "bob"},
+        details_match={"keys": ["new_role", "role"], "values": ["admin"]},
     )
     assert summarise(grant) == "mallory granted 'admin' to bob (privilege_escalation, event e4)"
 
