@@ -55,3 +55,10 @@ def drop_database(url: str, dbname: str) -> None:
     """Drop `dbname`, disconnecting anyone still in it."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))
+
+
+def release_embedded_server(datadir: Path) -> None:
+    """Drop this process's handle on the embedded server for `datadir`; the last handle stops it."""
+    server = _embedded.pop(datadir.resolve(), None)
+    if server is not None:
+        server.cleanup()

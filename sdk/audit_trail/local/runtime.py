@@ -1,0 +1,106 @@
+"""Run the template's functions in this process, as Lambda would run each in its own container.
+
+Handlers are imported from their CodeUri (with the layers' directories on the path, like /opt/python)
+and called with a Lambda-like context. One invocation per function at a time, as in one warm Lambda
+container: Powertools' resolver keeps the current event on the app object and is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit_trail.local.template import ACCOUNT_ID, REGION, Function, Schedule, Template
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes Powertools and the handlers read from the Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """The function's ARN, in the local account."""
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        """Always $LATEST locally."""
+        return "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        """Where Lambda would log."""
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        """A stream name of the local run."""
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Time left of the function's template Timeout."""
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+class UnknownSchedule(LookupError):
+    """No scheduled function answers to that name."""
+
+
+class Runtime:
+    """The template's functions, imported on first use."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        self.functions: dict[str, Function] = template.functions()
+        self.schedules: list[Schedule] = template.schedules()
+        self._handlers: dict[str, Handler] = {}
+        self._locks = {name: threading.Lock() for name in self.functions}
+        self._import_lock = threading.Lock()
+        for directory in [*template.layer_dirs(), *{f.code_dir for f in self.functions.values()}]:
+            if str(directory) not in sys.path:
+                sys.path.insert(0, str(directory))
+
+    def handler(self, name: str) -> Handler:
+        """The function's handler, imported once."""
+        with self._import_lock:
+            if name not in self._handlers:
+                function = self.functions[name]
+                module = importlib.import_module(function.module)
+                self._handlers[name] = getattr(module, function.attribute)
+            return self._handlers[name]
+
+    def invoke(self, name: str, event: Any) -> Any:
+        """Call one function with `event`, one invocation of it at a time."""
+        function = self.functions[name]
+        handler = self.handler(name)
+        with self._locks[name]:
+            context = LambdaContext(function.logical_id, function.memory, function.timeout)
+            return handler(event, context)
+
+    def schedule(self, name: str) -> Schedule:
+        """A schedule by its input's action (`sweep`), its event name or its function's logical id."""
+        wanted = name.lower()
+        for schedule in self.schedules:
+            names = {schedule.name.lower(), schedule.function.lower(), (schedule.action or "").lower()}
+            if wanted in names or wanted.rstrip("s") in {n.rstrip("s") for n in names if n}:
+                return schedule
+        known = ", ".join(sorted(self.schedule_names())) or "none"
+        raise UnknownSchedule(f"no scheduled function {name!r}; known: {known}")
+
+    def schedule_names(self) -> list[str]:
+        """The names `audit-trail invoke` accepts, one per schedule."""
+        return [schedule.action or schedule.name for schedule in self.schedules]

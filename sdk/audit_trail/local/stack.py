@@ -1,0 +1,402 @@
+"""The local stack: Postgres, moto, the functions behind an HTTP API, the webhook relay, in one process.
+
+    with LocalStack(database_url=url, port=0) as stack:   # port 0: any free port
+        httpx.post(f"{stack.api_url}/events", json=event)
+
+Start order: database (embedded unless a URL is given) and migrations; moto and the template's
+resources; the functions' environment; the HTTP API; the detection webhook pointed at pg_notify
+and the relay. `stop()` undoes it in reverse, and restores the environment it changed. The functions
+read their settings from the process environment, so one process runs one stack at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from audit_trail.local.api import ApiServer, LocalApi
+from audit_trail.local.aws import MotoServer, Provisioned, client_env, create_secret, provision
+from audit_trail.local.relay import CHANNEL, WebhookRelay
+from audit_trail.local.runtime import Runtime
+from audit_trail.local.template import STACK_NAME, Template, find_template
+
+DEFAULT_DATA_DIR: Final = Path(".audit-trail")
+STATE_FILE: Final = "local-stack.json"
+EMBEDDED_DATABASE: Final = "audit_trail"
+Log = Callable[[str], None]
+_logger = logging.getLogger("audit_trail.local")
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password, for printing."""
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            host = parts.hostname or ""
+            netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return url
+    params = conninfo_to_dict(url)
+    params.pop("password", None)
+    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+
+
+def state_path(data_dir: Path) -> Path:
+    """Where a running stack describes itself (API URL, database URL) for `audit-trail invoke` and the demo."""
+    return data_dir / STATE_FILE
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """The running stack's state in `data_dir`, or None when there is none (or its process is gone)."""
+    path = state_path(data_dir)
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    try:
+        os.kill(int(state["pid"]), 0)
+    except (ProcessLookupError, KeyError, ValueError):
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return state
+
+
+@dataclass
+class StackConfig:
+    """How to run the stack. `database_url=None` starts an embedded PostgreSQL in `data_dir`."""
+
+    database_url: str | None = None
+    data_dir: Path = DEFAULT_DATA_DIR
+    template: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 3000
+    moto_port: int = 0
+    log_level: str = "WARNING"
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    write_state: bool = True
+
+
+class LocalStack:
+    """Everything `audit-trail local` runs, as an object: start, use `api_url`, stop."""
+
+    def __init__(self, config: StackConfig | None = None, /, *, log: Log | None = None, **options: Any) -> None:
+        self.config = config or StackConfig(**options)
+        self._log: Log = log or _logger.info
+        self.api_url = ""
+        self.database_url = ""
+        self.moto_endpoint = ""
+        self.webhook_secret = ""
+        self.provisioned = Provisioned()
+        self.migrations_applied: list[str] = []
+        self.template: Template | None = None
+        self.runtime: Runtime | None = None
+        self._moto: MotoServer | None = None
+        self._api: ApiServer | None = None
+        self._relay: WebhookRelay | None = None
+        self._embedded_dir: Path | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._stopping = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        """Start everything; on failure, stop what already runs and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.database_url = self._database()
+        from audit_trail.migrations import migrate
+
+        self.migrations_applied = [f"{m.version}_{m.name}" for m in migrate(self.database_url)]
+
+        self.template = Template(config.template or find_template(), config.parameters)
+        self._moto = MotoServer(config.moto_port)
+        self.moto_endpoint = self._moto.start()
+        self._set_env(client_env(self.moto_endpoint))
+        # The webhook secret lives in Secrets Manager, as in AWS: the template's WebhookSecretArn
+        # parameter points at it and the detect function reads it at run time.
+        self.webhook_secret = secrets.token_urlsafe(24)
+        if "WebhookSecretArn" in self.template.parameters and not config.parameters.get("WebhookSecretArn"):
+            arn = create_secret(self.moto_endpoint, f"{STACK_NAME}/webhook-secret", self.webhook_secret)
+            self.template.parameters["WebhookSecretArn"] = arn
+        self.provisioned = provision(self.template, self.moto_endpoint)
+
+        self.runtime = Runtime(self.template)
+        self._set_env(self._function_env(self.runtime))
+        _reset_function_state(self.runtime)
+
+        self._api = ApiServer(LocalApi(self.runtime, self._log, self.status), config.host, config.port)
+        self.api_url = self._api.url
+        self._api.start()
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(
+                "select audit.configure_detection_webhook(%s, %s)",
+                (f"{self.api_url}/webhooks/supabase", self.webhook_secret),
+            )
+        self._relay = WebhookRelay(
+            self.database_url,
+            f"{self.api_url}/webhooks/supabase",
+            self.webhook_secret,
+            self._log,
+            on_reconnect=self._sweep_after_reconnect,
+        )
+        self._relay.start()
+        if config.write_state:
+            self._write_state()
+
+    def stop(self) -> None:
+        """Stop the relay, the API, moto and the embedded database handle; restore the environment."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self.config.write_state:
+            path = state_path(self.config.data_dir)
+            state = read_state(self.config.data_dir)
+            if state is not None and state.get("pid") == os.getpid():
+                path.unlink(missing_ok=True)
+        for part in (self._relay, self._api, self._moto):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:  # keep stopping the rest; report what failed
+                    self._log(f"stopping {type(part).__name__} failed")
+        self._relay = self._api = self._moto = None
+        if self.runtime is not None:
+            _reset_function_state(self.runtime)
+        self._restore_env()
+        if self._embedded_dir is not None:
+            from audit_trail.postgres import release_embedded_server
+
+            release_embedded_server(self._embedded_dir)
+            self._embedded_dir = None
+
+    def wait(self) -> int:
+        """Block until SIGINT or SIGTERM (main thread only), then stop; the exit status to return."""
+        received: list[int] = []
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            received.append(signum)
+            stop.set()
+
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self._log(f"received {signal.Signals(received[0]).name}; stopping")
+        self.stop()
+        return 0
+
+    # -- parts -------------------------------------------------------------------------------------
+
+    def _database(self) -> str:
+        if self.config.database_url:
+            return self.config.database_url
+        from audit_trail.postgres import database_url, embedded_server_url
+
+        self._embedded_dir = (self.config.data_dir / "pgdata").resolve()
+        admin = embedded_server_url(self._embedded_dir)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s", (EMBEDDED_DATABASE,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(EMBEDDED_DATABASE)))
+        return database_url(admin, EMBEDDED_DATABASE)
+
+    def _function_env(self, runtime: Runtime) -> dict[str, str]:
+        """The union of the functions' environments, plus what only the local stack needs.
+
+        One process runs every function, so they share one environment: a name two functions set to
+        different values would be ambiguous, and is reported.
+        """
+        merged: dict[str, str] = {}
+        for function in runtime.functions.values():
+            for name, value in function.environment.items():
+                if name == "POWERTOOLS_SERVICE_NAME":
+                    continue
+                if name in merged and merged[name] != value:
+                    self._log(f"warning: {name} differs between functions; using {merged[name]!r}")
+                    continue
+                merged[name] = value
+        merged.update(
+            {
+                "AUDIT_DATABASE_URL": self.database_url,
+                # The functions run as Supabase's service_role, as the deployed transport does.
+                "AUDIT_DATABASE_ROLE": "service_role",
+                "POWERTOOLS_SERVICE_NAME": "audit-trail-local",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                # EMF metrics have no CloudWatch to go to here; without this they flood the terminal.
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": self.config.log_level,
+            }
+        )
+        return merged
+
+    def _set_env(self, values: Mapping[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    def _sweep_after_reconnect(self) -> None:
+        if self.runtime is None or not self.runtime.schedules:
+            return
+        try:
+            schedule = self.runtime.schedule("sweep")
+        except LookupError:
+            return
+        self.runtime.invoke(schedule.function, schedule.input)
+        self._log("webhook relay: ran the detection sweep over events announced while disconnected")
+
+    def _write_state(self) -> None:
+        path = state_path(self.config.data_dir)
+        path.write_text("")
+        path.chmod(0o600)  # it holds the database URL, password included
+        path.write_text(json.dumps({**self.status(), "database_url": self.database_url}, indent=2))
+
+    # -- describing --------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What runs where (no secrets): the admin status route and the startup log line."""
+        runtime = self.runtime
+        return {
+            "event": "local_stack_ready",
+            "pid": os.getpid(),
+            "started_at": datetime.now(UTC).isoformat(),
+            "api_url": self.api_url,
+            "database": redact_url(self.database_url),
+            "embedded_database": self._embedded_dir is not None,
+            "migrations_applied": self.migrations_applied,
+            "moto_endpoint": self.moto_endpoint,
+            "data_dir": str(self.config.data_dir.resolve()),
+            "template": str(self.template.path) if self.template else None,
+            "routes": [{"method": r.method, "path": r.path, "function": r.function} for r in self.template.routes()]
+            if self.template
+            else [],
+            "schedules": [
+                {"name": name, "function": s.function, "expression": s.expression, "input": s.input}
+                for name, s in zip(runtime.schedule_names(), runtime.schedules, strict=True)
+            ]
+            if runtime
+            else [],
+            "buckets": self.provisioned.buckets,
+            "object_locked_buckets": sorted(self.provisioned.object_locked),
+            "event_buses": self.provisioned.buses,
+            "topics": self.provisioned.topics,
+            "queues": self.provisioned.queues,
+            "kms_keys": self.provisioned.keys,
+            "webhook": f"pg_notify channel {CHANNEL} -> POST {self.api_url}/webhooks/supabase",
+        }
+
+    def banner(self) -> str:
+        """Readable startup lines: what runs where."""
+        status = self.status()
+        lines = [
+            "audit-trail local stack is running (Ctrl-C stops everything)",
+            f"  API         {self.api_url}  ({len(status['routes'])} routes from {Path(status['template']).name})",
+            f"  database    {status['database']}"
+            + (
+                " (embedded, data in " + str(self.config.data_dir / "pgdata") + ")"
+                if status["embedded_database"]
+                else ""
+            )
+            + (f"; {len(self.migrations_applied)} migration(s) applied now" if self.migrations_applied else ""),
+            f"  AWS (moto)  {self.moto_endpoint}  (S3, KMS, SNS, EventBridge, Secrets Manager, SQS)",
+        ]
+        for logical_id, name in self.provisioned.buckets.items():
+            lock = ", Object Lock" if logical_id in self.provisioned.object_locked else ""
+            lines.append(f"  bucket      {name}  ({logical_id}{lock})")
+        for logical_id, name in self.provisioned.buses.items():
+            lines.append(f"  event bus   {name}  ({logical_id})")
+        for logical_id, arn in self.provisioned.topics.items():
+            lines.append(f"  topic       {arn}  ({logical_id})")
+        for logical_id, key in self.provisioned.keys.items():
+            lines.append(f"  KMS key     {key}  ({logical_id})")
+        lines.append(f"  webhook     {status['webhook']}")
+        for schedule in status["schedules"]:
+            lines.append(
+                f"  schedule    {schedule['name']:<10} {schedule['expression']:<22} "
+                f"audit-trail invoke {schedule['name']}"
+            )
+        lines.append("  routes")
+        for route in status["routes"]:
+            lines.append(f"    {route['method']:<6} {route['path']:<32} {route['function']}")
+        return "\n".join(lines)
+
+
+def _reset_function_state(runtime: Runtime) -> None:
+    """Forget what the functions cached about the previous environment (settings, transport, clients).
+
+    Handlers cache settings, the database connection and AWS clients across warm invocations, as they
+    should in Lambda; a second stack in the same process (tests) must not reuse the first one's.
+    """
+    from audit_common.db import reset_transport
+    from audit_common.settings import get_settings
+
+    get_settings.cache_clear()
+    reset_transport()
+    try:
+        from aws_lambda_powertools.utilities.parameters import base as parameters_base
+
+        # Powertools caches one boto3 client per provider, bound to the endpoint of its first use.
+        getattr(parameters_base, "DEFAULT_PROVIDERS", {}).clear()
+    except ImportError:  # pragma: no cover - Powertools is a main dependency
+        pass
+    code_dirs = {str(function.code_dir) for function in runtime.functions.values()}
+    for module in list(sys.modules.values()):
+        source = getattr(module, "__file__", None) or ""
+        if not any(source.startswith(directory + os.sep) for directory in code_dirs):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == module.__name__:
+                clear()
+
+
+def started_message(stack: LocalStack) -> str:
+    """The structured (JSON) startup log line."""
+    return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **stack.status()})
