@@ -85,7 +85,7 @@ class CallbackDispatcher:
                 self._thread.start()
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop: asyncio.AbstractEventLoop | None = None  # made on the first async callback
         try:
             while True:
                 item = self._queue.get()
@@ -96,12 +96,14 @@ class CallbackDispatcher:
                     try:
                         result = callback(*args)
                         if inspect.isawaitable(result):
+                            loop = loop or asyncio.new_event_loop()
                             loop.run_until_complete(result)
                     except Exception:
                         self.failures += 1
                         log.exception("streaming callback %r failed", getattr(callback, "__name__", callback))
         finally:
-            loop.close()
+            if loop is not None:
+                loop.close()
 
     def close(self, timeout: float) -> None:
         """Run what is queued (up to `timeout`), then stop the thread."""

@@ -1,0 +1,265 @@
+"""SDK over HTTP without a network: every answer of `POST /events` mapped, retries idempotent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from audit_common.models import ComplianceStandard
+from audit_trail.config import AuditConfig
+from audit_trail.errors import APIError, DeliveryError, NotAvailableError
+from audit_trail.http_backend import HttpBackend
+from audit_trail.logger import AuditLogger
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _config(**overrides: Any) -> AuditConfig:
+    values: dict[str, Any] = {
+        "api_url": "http://audit.test/v1",
+        "api_key": "secret-token",
+        "batch_size": 50,
+        "flush_interval_seconds": 0.05,
+        "retry_base_seconds": 0.001,
+        "retry_max_seconds": 0.01,
+        **overrides,
+    }
+    return AuditConfig(**values)
+
+
+def _backend(handler: Handler, **overrides: Any) -> HttpBackend:
+    return HttpBackend(_config(**overrides), transport=httpx.MockTransport(handler))
+
+
+class FakeApi:
+    """`POST /events` as the API answers it: created or duplicate by event_id, optionally losing answers."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, dict[str, Any]] = {}
+        self.requests: list[httpx.Request] = []
+        self.lose_answers = 0
+        self.outage = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.outage:
+            self.outage -= 1
+            raise httpx.ConnectError("connection refused", request=request)
+        events = json.loads(request.content)["events"]
+        results = []
+        for index, event in enumerate(events):
+            duplicate = event["event_id"] in self.stored
+            self.stored.setdefault(event["event_id"], event)
+            results.append(
+                {
+                    "index": index,
+                    "event_id": event["event_id"],
+                    "status": "duplicate" if duplicate else "created",
+                    "seq": list(self.stored).index(event["event_id"]) + 1,
+                    "checksum": "a" * 64,
+                    "chain_hash": "b" * 64,
+                    "content_matches": True,
+                }
+            )
+        if self.lose_answers:
+            # Stored, but the answer never reaches the client (a timeout after the commit).
+            self.lose_answers -= 1
+            return httpx.Response(504, json={"error": {"code": "gateway_timeout", "message": "timed out"}})
+        created = sum(1 for r in results if r["status"] == "created")
+        status = 201 if created == len(results) else 200
+        return httpx.Response(
+            status, json={"results": results, "created": created, "duplicates": len(results) - created}
+        )
+
+
+def test_post_events_sends_a_batch_with_the_bearer_token() -> None:
+    """Given two events, when sent, then one POST /events carries both as JSON with the token."""
+    api = FakeApi()
+    backend = _backend(api)
+    audit_logger = AuditLogger(_config(), backend=backend)
+    first = audit_logger.create_audit_event(
+        event_type="file_upload",
+        user_id="user123",
+        action="upload_report",
+        resource_path="/documents/q.pdf",
+        compliance_tags=[ComplianceStandard.SOX],
+        details={"file_size": 2048576},
+    )
+    second = audit_logger.create_audit_event(event_type="user_login", user_id="user123", action="login")
+
+    results = backend.send([first, second])
+
+    request = api.requests[0]
+    assert request.method == "POST"
+    assert request.url == "http://audit.test/v1/events"
+    assert request.headers["Authorization"] == "Bearer secret-token"
+    body = json.loads(request.content)
+    assert [e["event_id"] for e in body["events"]] == [first.event_id, second.event_id]
+    assert body["events"][0]["compliance_tags"] == ["sox"]
+    assert body["events"][0]["timestamp"].endswith("Z")
+    assert [r.status for r in results] == ["created", "created"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "retryable", "rejected", "too_large"),
+    [
+        (
+            422,
+            {
+                "error": {"code": "invalid_input", "message": "x"},
+                "errors": [{"index": 1, "field": "f", "message": "m"}],
+            },
+            False,
+            [1],
+            False,
+        ),
+        (413, {"error": {"code": "payload_too_large", "message": "split"}}, False, None, True),
+        (400, {"error": {"code": "bad_request", "message": "not JSON"}}, False, None, False),
+        (503, {"error": {"code": "service_unavailable", "message": "retry"}}, True, None, False),
+        (429, {"message": "Too Many Requests"}, True, None, False),
+        (401, {"error": {"code": "unauthorized", "message": "bad token"}}, True, None, False),
+    ],
+)
+def test_answers_map_to_retry_or_refusal(
+    status: int, body: dict[str, Any], retryable: bool, rejected: list[int] | None, too_large: bool
+) -> None:
+    """Given each error status, then the flusher is told whether to retry, split, or set events aside."""
+    backend = _backend(lambda request: httpx.Response(status, json=body, headers={"Retry-After": "2"}))
+    audit_logger = AuditLogger(_config(), backend=backend)
+    events = [audit_logger.create_audit_event(event_type="file_access", user_id="u", action="r") for _ in range(2)]
+
+    with pytest.raises(DeliveryError) as caught:
+        backend.send(events)
+
+    assert caught.value.retryable is retryable
+    assert caught.value.rejected == rejected
+    assert caught.value.too_large is too_large
+    if retryable:
+        assert caught.value.retry_after == 2.0
+
+
+def test_connection_refused_is_retryable() -> None:
+    """Given the API refusing connections, then the failure is retryable."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    backend = _backend(refuse)
+    event = AuditLogger(_config(), backend=backend).create_audit_event(
+        event_type="file_access", user_id="u", action="r"
+    )
+
+    with pytest.raises(DeliveryError) as caught:
+        backend.send([event])
+    assert caught.value.retryable is True
+
+
+def test_lost_answers_and_outages_store_every_event_exactly_once() -> None:
+    """Given an outage and an answer lost after the commit, then retries replay the same event_ids:
+    every event is stored once and the replays are answered duplicate."""
+    api = FakeApi()
+    api.outage = 2
+    api.lose_answers = 1
+    audit_logger = AuditLogger(_config(batch_size=10), backend=_backend(api))
+    sent = []
+    for index in range(25):
+        event = audit_logger.create_audit_event(event_type="file_download", user_id=f"u{index % 3}", action="get")
+        audit_logger.log_event_sync(event)
+        sent.append(event.event_id)
+
+    assert audit_logger.flush_sync(timeout=10)
+    audit_logger.close_sync()
+
+    assert list(api.stored) == sent
+    # The batch whose answer was lost was stored by its first attempt; its replay is answered duplicate.
+    assert audit_logger.stats.delivered == 15
+    assert audit_logger.stats.duplicates == 10
+    assert audit_logger.stats.retries == 3
+
+
+def test_413_splits_the_batch() -> None:
+    """Given an API that refuses batches over 4 events as too large, then the flusher halves until they fit."""
+    api = FakeApi()
+
+    def limited(request: httpx.Request) -> httpx.Response:
+        if len(json.loads(request.content)["events"]) > 4:
+            return httpx.Response(413, json={"error": {"code": "payload_too_large", "message": "split"}})
+        return api(request)
+
+    audit_logger = AuditLogger(_config(batch_size=16), backend=_backend(limited))
+    sent = []
+    for _ in range(16):
+        event = audit_logger.create_audit_event(event_type="file_access", user_id="u", action="r")
+        audit_logger.log_event_sync(event)
+        sent.append(event.event_id)
+    audit_logger.close_sync()
+
+    assert list(api.stored) == sent
+    assert audit_logger.stats.rejected == 0
+
+
+def test_check_accepts_the_empty_batch_refusal_and_reports_bad_tokens() -> None:
+    """Given the probe (an empty batch), then 422 means reachable; 401 raises with the API's message."""
+    _backend(lambda r: httpx.Response(422, json={"error": {"code": "invalid_input", "message": "x"}})).check()
+
+    backend = _backend(lambda r: httpx.Response(401, json={"error": {"code": "unauthorized", "message": "no"}}))
+    with pytest.raises(APIError) as caught:
+        backend.check()
+    assert caught.value.status == 401
+    assert caught.value.code == "unauthorized"
+
+
+def test_initialize_tolerates_an_unreachable_api_only_when_asked() -> None:
+    """Given an unreachable API, then initialize() raises, initialize(require_reachable=False) buffers."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    strict = AuditLogger(_config(), backend=_backend(refuse))
+    with pytest.raises(APIError, match="cannot reach"):
+        strict.initialize_sync()
+
+    lenient = AuditLogger(_config(), backend=_backend(refuse))
+    lenient.initialize_sync(require_reachable=False)
+    assert lenient.close_sync(timeout=0.05) == 0
+
+
+def test_compliance_report_posts_the_period_and_adds_the_seed_view() -> None:
+    """Given POST /reports answering metadata and summary, then the answer has report_metadata.total_events."""
+    seen: list[dict[str, Any]] = []
+
+    def reports(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(
+            201,
+            json={
+                "report_id": "r1",
+                "metadata": {"report_id": "r1", "standard": "gdpr"},
+                "summary": {"total_events": 42},
+                "download_url": "http://s3/r1.json",
+            },
+        )
+
+    audit_logger = AuditLogger(_config(), backend=_backend(reports))
+    end = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+    report = audit_logger.generate_compliance_report_sync(ComplianceStandard.GDPR, end - timedelta(days=30), end)
+
+    assert seen == [{"standard": "gdpr", "start": "2026-10-28T12:00:00Z", "end": "2026-11-27T12:00:00Z"}]
+    assert report["report_metadata"]["total_events"] == 42
+    assert report["download_url"] == "http://s3/r1.json"
+
+
+def test_cleanup_over_http_says_what_to_do() -> None:
+    """Given the HTTP API (no retention route), then cleanup_old_events names the ways to run retention."""
+    audit_logger = AuditLogger(_config(), backend=_backend(lambda r: httpx.Response(404)))
+
+    with pytest.raises(NotAvailableError) as caught:
+        audit_logger.cleanup_old_events_sync()
+    assert "audit-trail invoke retention" in str(caught.value)
+    assert "archive_bucket" in str(caught.value)
