@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin) $(dir $(shell command -v python3.12 2>/dev/null)))
 
-.PHONY: install test test-embedded lint format openapi build bench bench-detect bench-retention demo clean
+.PHONY: install browser test test-embedded lint format openapi build bench bench-detect bench-retention demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
 
-test: $(STAMP)
+# The HTML report test renders in Debian's chromium (Playwright drives it via executable_path and
+# downloads no browser of its own). Installed only when missing; CI runs `make test`, so test needs it too.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+test: $(STAMP) browser
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-test-embedded: $(STAMP)
+test-embedded: $(STAMP) browser
 	env -u DATABASE_URL $(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
@@ -36,8 +42,9 @@ build: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+# Starts `audit-trail local` (embedded PostgreSQL unless DATABASE_URL is set) and plays the story over HTTP.
 demo: $(STAMP)
-	$(BIN)/python demo/demo.py
+	$(BIN)/audit-trail demo
 
 bench-detect: $(STAMP)
 	$(BIN)/python bench/detect.py
