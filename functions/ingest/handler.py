@@ -10,7 +10,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import AwareDatetime
 
-from audit_common.api import EventPage, IngestResponse, StoredEvent, VerifyResponse
+from audit_common.api import (
+    ConsistencyProofResponse,
+    EventPage,
+    InclusionProofResponse,
+    IngestResponse,
+    StoredEvent,
+    VerifyResponse,
+)
 from audit_common.db import get_transport
 from audit_common.errors import NotFound
 from audit_common.http import ERROR_RESPONSES, JsonBody, api_lambda_handler, create_resolver
@@ -18,7 +25,7 @@ from audit_common.models import LenientEventType, LenientSecurityLevel, LenientS
 from audit_common.observability import logger, metrics
 from audit_common.settings import get_settings
 from audit_common.verification import verify_chain
-from ingest import service
+from ingest import proofs, service
 
 app = create_resolver()
 
@@ -85,6 +92,40 @@ def get_event(event_id: Annotated[str, Path(max_length=255)]) -> StoredEvent:
     if event is None:
         raise NotFound(f"event_id: no event {event_id!r}")
     return event
+
+
+@app.get(
+    "/events/<event_id>/proof",
+    summary="Merkle inclusion proof of an event against a signed digest",
+    description="RFC 6962 inclusion proof of the event's checksum in the Merkle root of the newest signed digest "
+    "(or of `digest_seq`), with that digest, its signature and public key: verifiable without this API.",
+    responses={
+        404: {"description": "Unknown event_id or digest_seq"},
+        409: {"description": "No digest covers the event yet (the hourly anchor will)"},
+        **ERROR_RESPONSES,
+    },
+    tags=["integrity"],
+)
+def get_event_proof(
+    event_id: Annotated[str, Path(max_length=255)],
+    digest_seq: Annotated[int | None, Query(ge=1, description="Prove against this digest (default: newest)")] = None,
+) -> InclusionProofResponse:
+    """Leaf index, tree size, inclusion proof and the signed digest it is proven against."""
+    return proofs.inclusion(get_transport(), event_id, digest_seq)
+
+
+@app.get(
+    "/integrity/consistency",
+    summary="Merkle consistency proof between two signed digests",
+    responses={404: {"description": "Unknown digest"}, **ERROR_RESPONSES},
+    tags=["integrity"],
+)
+def get_consistency(
+    from_digest: Annotated[int, Query(alias="from", ge=1, description="digest_seq of the older digest")],
+    to_digest: Annotated[int, Query(alias="to", ge=1, description="digest_seq of the newer digest")],
+) -> ConsistencyProofResponse:
+    """RFC 6962 proof that the older digest's tree is a prefix of the newer one's, with both digests."""
+    return proofs.consistency(get_transport(), from_digest, to_digest)
 
 
 @app.get(

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
+from audit_common.integrity.digest import Digest
 from audit_common.models import MAX_BATCH_EVENTS, NO_NUL_PATTERN, AuditEventBatch, AuditEventIn
 from audit_common.validation import invalid_input
 
@@ -211,3 +212,38 @@ class AlertUpdate(BaseModel):
 
     status: Literal["open", "acknowledged", "resolved"]
     note: Annotated[str, Field(max_length=2000, pattern=NO_NUL_PATTERN)] | None = None
+
+
+class SignedDigest(BaseModel):
+    """A signed digest as stored: the object (its RFC 8785 bytes are what was signed), the signature and the key."""
+
+    digest: Digest = Field(description="The digest object; its RFC 8785 canonical bytes are the S3 object body.")
+    s3_key: str = Field(description="Key of the digest object in the digest bucket.")
+    signature: str = Field(description="Base64 KMS signature over the canonical bytes (also in S3 metadata).")
+    public_key_pem: str | None = Field(description="The signing key's public half (SubjectPublicKeyInfo PEM).")
+    public_key_s3_key: str | None = Field(description="Where the same PEM lies beside the digests in the bucket.")
+
+
+class InclusionProofResponse(BaseModel):
+    """`GET /events/{event_id}/proof`: RFC 6962 inclusion of the event's checksum in a signed Merkle root."""
+
+    event_id: str
+    seq: int
+    checksum: str = Field(description="The event's checksum (the leaf data: leaf hash = SHA-256(0x00 || checksum)).")
+    leaf_index: int = Field(description="seq - 1")
+    tree_size: int
+    root_hash: str
+    inclusion_proof: list[str] = Field(description="RFC 6962 PATH, hex, from the leaf's sibling up to the root.")
+    digest: SignedDigest
+
+
+class ConsistencyProofResponse(BaseModel):
+    """`GET /integrity/consistency`: RFC 6962 proof that one digest's tree is a prefix of a later one's."""
+
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    consistency_proof: list[str] = Field(description="RFC 6962 PROOF(old_size, D[new_size]), hex.")
+    old_digest: SignedDigest
+    new_digest: SignedDigest
