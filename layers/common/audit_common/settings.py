@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     retention_batch_events: int = Field(default=2000, ge=1, le=10_000, description="Events per archive object.")
     retention_redact_events: int = Field(default=500, ge=1, le=5_000, description="Events per redaction transaction.")
     sweep_time_budget_seconds: int = Field(default=240, ge=1, le=900)
+    digest_bucket: str | None = Field(default=None, description="Object-Locked S3 bucket for signed digests (anchor).")
+    digest_lock_days: int = Field(default=2555, ge=1, le=36_500, description="Object Lock retention of digests.")
+    signing_key_id: str | None = Field(
+        default=None, description="KMS asymmetric SIGN_VERIFY key (ARN, id or alias) that signs digests."
+    )
+    chain_id: str = Field(
+        default="default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="Names the chain in digests and their S3 keys (one chain per database).",
+    )
+    anchor_page_events: int = Field(default=50_000, ge=256, le=100_000, description="Checksums per anchor read.")
 
 
 @lru_cache(maxsize=1)
