@@ -313,8 +313,20 @@ def test_an_inserted_row_that_links_breaks_the_next_link(rows: list[Row]) -> Non
     # Given a forged seq 7 properly linked to seq 6
     rows.insert(6, forged(7, bytes.fromhex(rows[5]["chain_hash"])))
     renumber(rows)
-    # Then the original seq 7, now seq 8, no longer links
-    assert_failure(verify(rows), FailureKind.INSERTED, 8)
+    # Then the original seq 7, now seq 8, links to seq 6: the forged row is named, and not counted
+    assert_failure(verify(rows), FailureKind.INSERTED, 7, checked=6)
+
+
+def test_an_inserted_redacted_row_is_not_counted_as_redacted(rows: list[Row]) -> None:
+    # Given a forged, "redacted" seq 7 properly linked to seq 6
+    row = forged(7, bytes.fromhex(rows[5]["chain_hash"]))
+    redact(row)
+    rows.insert(6, row)
+    renumber(rows)
+    # Then it is the inserted one, and the counts leave it out
+    result = verify(rows)
+    assert_failure(result, FailureKind.INSERTED, 7, checked=6)
+    assert result.redacted == 0
 
 
 def test_a_duplicated_seq(rows: list[Row]) -> None:
@@ -451,4 +463,8 @@ def test_failure_kinds_are_the_documented_ones() -> None:
         "inserted",
         "truncated",
         "redacted_without_record",
+        "digest_missing",
+        "digest_altered",
+        "signature_invalid",
+        "root_mismatch",
     }

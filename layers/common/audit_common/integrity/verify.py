@@ -5,13 +5,16 @@ one page at a time if need be; memory stays constant. Each row is checked for, i
 
 1. its ``seq`` follows the previous one (``missing`` on a gap; a repeated seq is ``inserted``);
 2. its ``prev_hash`` is the previous row's ``chain_hash`` (else ``reordered`` when it and the next row
-   are an adjacent swap, otherwise ``inserted``);
+   are an adjacent swap, ``inserted`` naming the previous row when this one links to the row before
+   that, otherwise ``inserted`` naming this row);
 3. ``chain_hash == SHA-256(prev_hash || checksum)`` (``chain_hash_mismatch``);
 4. unless redacted, the checksum recomputed from the sealed fields equals ``checksum`` (``modified``,
    or ``redacted_without_record`` when the payload looks blanked but no redaction was recorded).
 
 Redacted rows (``redacted_at`` set) skip step 4 by design: redaction blanks the payload but keeps
 ``checksum`` and the links, so the chain still proves nothing was removed or reordered.
+The digest kinds (``digest_missing``, ``digest_altered``, ``signature_invalid``, ``root_mismatch``)
+are found by the offline verifier, which also compares the events with the signed digests.
 Verification stops at the first failure. Step 2 needs one row of lookahead, so a row is judged when
 the next one arrives or when ``result()``/``finish()`` is called.
 """
@@ -43,6 +46,11 @@ class FailureKind(StrEnum):
     INSERTED = "inserted"
     TRUNCATED = "truncated"
     REDACTED_WITHOUT_RECORD = "redacted_without_record"
+    # Signed digests (docs/integrity.md, "Digests"); found by the offline verifier, `audit-trail verify`.
+    DIGEST_MISSING = "digest_missing"
+    DIGEST_ALTERED = "digest_altered"
+    SIGNATURE_INVALID = "signature_invalid"
+    ROOT_MISMATCH = "root_mismatch"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,6 +134,9 @@ class ChainVerifier:
             raise ValueError("seq starts at 1")
         self._next_seq = expected_first_seq
         self._prev_hash = bytes(expected_prev_hash)
+        # The link before the last good row: a row that links to it instead betrays an inserted row.
+        self._prev_prev_hash: bytes | None = None
+        self._last_good_redacted = False
         self._pending: Mapping[str, Any] | None = None
         self._checked = 0
         self._redacted = 0
@@ -253,8 +264,10 @@ class ChainVerifier:
                 return
         else:
             self._redacted += 1
+        self._last_good_redacted = row.get("redacted_at") is not None
         self._checked += 1
         self._next_seq = seq + 1
+        self._prev_prev_hash = self._prev_hash
         self._prev_hash = stored_chain_hash
 
     def _check_sequence(self, seq: int, expected: int, next_row: Mapping[str, Any] | None) -> None:
@@ -289,6 +302,18 @@ class ChainVerifier:
                 seq,
                 FailureKind.REORDERED,
                 f"event seq {seq} and seq {seq + 1} are swapped: each links to the other's predecessor",
+            )
+            return
+        if prev_hash is not None and prev_hash == self._prev_prev_hash:
+            # This row links to seq - 2: the row before it, well formed as it is, was put in between.
+            # It was counted as checked; it is not.
+            self._checked -= 1
+            if self._last_good_redacted:
+                self._redacted -= 1
+            self._fail(
+                seq - 1,
+                FailureKind.INSERTED,
+                f"event seq {seq - 1} was inserted: seq {seq} links to seq {seq - 2}, not to it",
             )
             return
         self._fail(
