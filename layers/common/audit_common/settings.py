@@ -50,6 +50,21 @@ class Settings(BaseSettings):
     retention_batch_events: int = Field(default=2000, ge=1, le=10_000, description="Events per archive object.")
     retention_redact_events: int = Field(default=500, ge=1, le=5_000, description="Events per redaction transaction.")
     sweep_time_budget_seconds: int = Field(default=240, ge=1, le=900)
+    reports_bucket: str | None = Field(default=None, description="S3 bucket that receives compliance reports.")
+    reports_kms_key_id: str | None = Field(
+        default=None, description="KMS key for the reports' SSE (aws:kms); without it SSE-S3 (AES256)."
+    )
+    report_url_expiry_seconds: int = Field(
+        default=900, ge=60, le=43_200, description="Default lifetime of a report's presigned download URL."
+    )
+    report_url_max_expiry_seconds: int = Field(
+        default=43_200, ge=60, le=604_800, description="Longest `expires_in` a caller may ask for."
+    )
+    report_max_period_days: int = Field(default=366, ge=1, le=3_660, description="Longest period one report covers.")
+    report_clock_skew_seconds: int = Field(
+        default=300, ge=1, le=86_400, description="Timestamp vs received_at beyond this is a clock finding (A.8.17)."
+    )
+    report_csv_page_rows: int = Field(default=10_000, ge=100, le=50_000, description="Events per CSV page query.")
     digest_bucket: str | None = Field(default=None, description="Object-Locked S3 bucket for signed digests (anchor).")
     digest_lock_days: int = Field(default=2555, ge=1, le=36_500, description="Object Lock retention of digests.")
     signing_key_id: str | None = Field(
