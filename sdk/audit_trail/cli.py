@@ -3,6 +3,9 @@
     audit-trail db migrate --database-url URL   apply the Supabase migrations to PostgreSQL
     audit-trail verify [--database-url URL]     recompute every checksum and chain link
     audit-trail webhook --url URL               connect new events to the detect function
+    audit-trail local [--port 3000]             run the whole stack on this machine
+    audit-trail invoke anchor|reports|retention|sweep   run a scheduled function in the local stack
+    audit-trail demo                            a working day, three attacks and a tamper, end to end
 
 Exit status: 0 success, 1 verification failed, 2 usage or configuration error.
 """
@@ -177,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     webhook.add_argument("--url", required=True, help="the detect endpoint, e.g. <ApiBaseUrl>/webhooks/supabase")
     webhook.add_argument("--timeout-ms", type=int, default=5000, help="pg_net request timeout (default 5000)")
     webhook.set_defaults(func=cmd_webhook)
+
+    from audit_trail.local.commands import register_local_commands
+
+    register_local_commands(commands)
     return parser
 
 

@@ -18,6 +18,7 @@ import httpx
 import psycopg
 
 CHANNEL: Final = "audit_detection"
+APPLICATION_NAME: Final = "audit-trail-local-relay"
 SECRET_HEADER: Final = "X-Audit-Webhook-Secret"  # noqa: S105 - a header name
 Log = Callable[[str], None]
 
@@ -61,7 +62,9 @@ class WebhookRelay:
         with httpx.Client(timeout=60.0) as http:
             while not self._stop.is_set():
                 try:
-                    with psycopg.connect(self._database_url, autocommit=True) as conn:
+                    with psycopg.connect(
+                        self._database_url, autocommit=True, application_name=APPLICATION_NAME
+                    ) as conn:
                         conn.execute(f"listen {CHANNEL}")
                         self._listening.set()
                         if not first:

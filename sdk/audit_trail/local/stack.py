@@ -101,6 +101,7 @@ class LocalStack:
         self.config = config or StackConfig(**options)
         self._log: Log = log or _logger.info
         self.api_url = ""
+        self.started_at = ""
         self.database_url = ""
         self.moto_endpoint = ""
         self.webhook_secret = ""
@@ -137,6 +138,7 @@ class LocalStack:
 
     def _start(self) -> None:
         config = self.config
+        self.started_at = datetime.now(UTC).isoformat()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.database_url = self._database()
         from audit_trail.migrations import migrate
@@ -158,6 +160,7 @@ class LocalStack:
         self.runtime = Runtime(self.template)
         self._set_env(self._function_env(self.runtime))
         _reset_function_state(self.runtime)
+        _configure_function_logs(config.log_level)
 
         self._api = ApiServer(LocalApi(self.runtime, self._log, self.status), config.host, config.port)
         self.api_url = self._api.url
@@ -306,7 +309,7 @@ class LocalStack:
         return {
             "event": "local_stack_ready",
             "pid": os.getpid(),
-            "started_at": datetime.now(UTC).isoformat(),
+            "started_at": self.started_at,
             "api_url": self.api_url,
             "database": redact_url(self.database_url),
             "embedded_database": self._embedded_dir is not None,
@@ -330,6 +333,10 @@ class LocalStack:
             "queues": self.provisioned.queues,
             "kms_keys": self.provisioned.keys,
             "webhook": f"pg_notify channel {CHANNEL} -> POST {self.api_url}/webhooks/supabase",
+            "relay": {
+                "relayed": self._relay.relayed if self._relay else 0,
+                "failed": self._relay.failed if self._relay else 0,
+            },
         }
 
     def banner(self) -> str:
@@ -395,6 +402,18 @@ def _reset_function_state(runtime: Runtime) -> None:
             clear = getattr(value, "cache_clear", None)
             if callable(clear) and getattr(value, "__module__", None) == module.__name__:
                 clear()
+
+
+def _configure_function_logs(level: str) -> None:
+    """Apply the log level to the functions' shared Powertools logger.
+
+    It reads POWERTOOLS_LOG_LEVEL when audit_common is first imported, which in this process may have
+    happened before the stack set the environment (the CLI imports it).
+    """
+    from audit_common.observability import logger
+
+    logger.setLevel(level)
+    logger.append_keys(service="audit-trail-local")
 
 
 def started_message(stack: LocalStack) -> str:

@@ -1,0 +1,169 @@
+"""The `local`, `invoke` and `demo` commands of the `audit-trail` CLI (registered by audit_trail.cli).
+
+Heavy imports (moto, Powertools, the functions) happen inside the commands, so `audit-trail --help`
+and the other commands stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import warnings
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+
+from audit_trail.local.stack import DEFAULT_DATA_DIR
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM during startup: unwind through LocalStack.start(), which stops what already runs.
+    raise SystemExit(128 + signum)
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    """Run the local stack until Ctrl-C or SIGTERM."""
+    from audit_trail.local.stack import LocalStack, StackConfig, started_message
+
+    parameters = dict(item.split("=", 1) for item in args.parameter)
+    config = StackConfig(
+        database_url=args.database_url or os.environ.get("DATABASE_URL") or None,
+        data_dir=Path(args.data_dir),
+        template=Path(args.template) if args.template else None,
+        host=args.host,
+        port=args.port,
+        moto_port=args.moto_port,
+        log_level=args.log_level,
+        parameters=parameters,
+    )
+    signal.signal(signal.SIGTERM, _terminate)
+    # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless noise.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    _say("audit-trail local: starting (database, migrations, AWS on moto, functions, webhook relay)")
+    stack = LocalStack(config, log=(lambda line: None) if args.quiet else _say)
+    try:
+        stack.start()
+    except KeyboardInterrupt:
+        _say("interrupted during startup; stopped")
+        return 130
+    print(stack.banner(), flush=True)
+    print(started_message(stack), flush=True)
+    return stack.wait()
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    """Run one scheduled function in the running local stack; print its result."""
+    from audit_trail.local.invoke import StackNotFound, find_api_url, invoke
+
+    try:
+        api_url = find_api_url(args.api_url, Path(args.data_dir))
+    except StackNotFound as exc:
+        print(f"audit-trail: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    event: Any = orjson.loads(args.input) if args.input else None
+    status, answer = invoke(api_url, args.name, event)
+    sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
+    if status == 404 and answer.get("error", {}).get("code") == "UNKNOWN_SCHEDULE":
+        return EXIT_USAGE
+    return EXIT_OK if status == 200 else EXIT_FAILED
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Play the demo scenario through a local stack."""
+    from audit_trail.local.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        day_events=args.events,
+        users=args.users,
+        database_url=args.database_url or os.environ.get("DATABASE_URL") or None,
+        data_dir=Path(args.data_dir),
+        keep=args.keep,
+        seed=args.seed,
+    )
+    return EXIT_OK if run_demo(options) else EXIT_FAILED
+
+
+def register_local_commands(commands: Any) -> None:
+    """Add `local`, `invoke` and `demo` to the CLI's subcommands."""
+    local = commands.add_parser(
+        "local",
+        help="run the whole stack on this machine (Postgres, AWS on moto, the HTTP API)",
+        description="Start PostgreSQL (--database-url/$DATABASE_URL, else an embedded one whose data stays in "
+        "the data directory), apply the migrations, start a moto server (S3, KMS, SNS, EventBridge, Secrets "
+        "Manager, SQS) with the resources template.yaml defines, and serve every API route of template.yaml on "
+        "http://127.0.0.1:3000 by calling the real handlers with API Gateway proxy events. The database "
+        "webhook's pg_notify fallback is relayed to POST /webhooks/supabase. Scheduled functions run on demand "
+        "with `audit-trail invoke NAME`. Ctrl-C (or SIGTERM) stops everything. No authentication is checked "
+        "locally: bind it to 127.0.0.1 only.",
+    )
+    local.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else embedded)")
+    local.add_argument(
+        "--data-dir",
+        default=str(DEFAULT_DATA_DIR),
+        help=f"embedded database data and the stack's state file (default: {DEFAULT_DATA_DIR}/)",
+    )
+    local.add_argument("--template", help="SAM template (default: template.yaml here or in a parent directory)")
+    local.add_argument("--host", default="127.0.0.1", help="address of the API (default 127.0.0.1)")
+    local.add_argument("--port", type=int, default=3000, help="port of the API (default 3000; 0: any free port)")
+    local.add_argument("--moto-port", type=int, default=0, help="port of the moto server (default: any free port)")
+    local.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter (repeatable), e.g. --parameter EnvironmentName=local",
+    )
+    local.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the functions' log level (default WARNING)",
+    )
+    local.add_argument("--quiet", action="store_true", help="no request log on stderr")
+    local.set_defaults(func=cmd_local)
+
+    invoke = commands.add_parser(
+        "invoke",
+        help="run a scheduled function once in the running local stack (anchor, reports, retention, sweep)",
+        description="Run a scheduled function of template.yaml once, with its schedule's Input, inside the "
+        "running `audit-trail local` (found by --api-url, $AUDIT_LOCAL_API_URL, or the state file in "
+        "--data-dir). NAME is the schedule input's action (sweep, retention, ...), the schedule's name or the "
+        "function's logical id. Prints the function's result as JSON; exits 1 if it failed.",
+    )
+    invoke.add_argument("name", metavar="NAME", help="e.g. anchor, reports, retention, sweep")
+    invoke.add_argument("--input", help="JSON event to send instead of the schedule's Input")
+    invoke.add_argument("--api-url", help="the local stack's API URL (default: from its state file)")
+    invoke.add_argument(
+        "--data-dir", default=str(DEFAULT_DATA_DIR), help=f"the stack's data directory (default: {DEFAULT_DATA_DIR}/)"
+    )
+    invoke.set_defaults(func=cmd_invoke)
+
+    demo = commands.add_parser(
+        "demo",
+        help="play a working day, three attacks and a tamper through a local stack",
+        description="Start a local stack on free ports with a fresh database, then, only over HTTP and the "
+        "CLI: a working day of a file-management app, a password-spraying attack, an insider bulk download "
+        "and a privilege escalation; the alerts raised with their risk scores; a compliance report and its "
+        "presigned link; the anchor; `audit-trail verify`; a tampered row and verify catching it.",
+    )
+    demo.add_argument("--events", type=int, default=3000, help="events in the working day (default 3000)")
+    demo.add_argument("--users", type=int, default=40, help="people at work (default 40)")
+    demo.add_argument("--database-url", help="PostgreSQL server to create the demo database on (default: embedded)")
+    demo.add_argument(
+        "--data-dir",
+        default=str(DEFAULT_DATA_DIR / "demo"),
+        help=f"embedded database data and the stack's log (default: {DEFAULT_DATA_DIR}/demo/)",
+    )
+    demo.add_argument("--keep", action="store_true", help="keep the demo database afterwards")
+    demo.add_argument("--seed", type=int, default=20261127, help="random seed of the scenario")
+    demo.set_defaults(func=cmd_demo)

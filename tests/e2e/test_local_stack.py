@@ -1,0 +1,210 @@
+"""`audit-trail local` end to end: over HTTP and the CLI only, as a user drives it."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+import pytest
+
+from audit_trail.local.relay import APPLICATION_NAME
+from audit_trail.local.scenario import SPRAY_IP, Chapter, working_day
+from tests.e2e._stack import RunningStack, alive, descendants, run_cli, start_stack
+
+ATTACK_RULES = {"brute_force", "multiple_failed_logins", "data_exfiltration", "privilege_escalation"}
+
+
+def post_chapters(api: httpx.Client, chapters: list[Chapter]) -> int:
+    """POST every chapter in batches; the number of events created."""
+    created = 0
+    for chapter in chapters:
+        for offset in range(0, len(chapter.events), 500):
+            answer = api.post("/events", json={"events": chapter.events[offset : offset + 500]})
+            assert answer.status_code == 201, answer.text
+            created += answer.json()["created"]
+    return created
+
+
+def wait_for_alerts(api: httpx.Client, rules: set[str], timeout: float = 60) -> list[dict[str, Any]]:
+    """Poll GET /alerts until every rule in `rules` raised an alert (the relay works asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alerts: list[dict[str, Any]] = api.get("/alerts", params={"limit": 100}).json()["alerts"]
+        if rules <= {alert["rule"] for alert in alerts} or time.monotonic() > deadline:
+            return alerts
+        time.sleep(0.3)
+
+
+def test_events_are_stored_detected_and_verified_then_a_tamper_is_caught(
+    stack: RunningStack, api: httpx.Client
+) -> None:
+    """Given a running stack, When a day with three attacks is posted, Then the relayed webhook raises
+    each attack's alert, verify passes, and after a superuser edits one row verify names that row."""
+    chapters = working_day(day_events=300, users=20, seed=7)
+    total = sum(len(chapter.events) for chapter in chapters)
+
+    assert post_chapters(api, chapters) == total
+    alerts = wait_for_alerts(api, ATTACK_RULES)
+
+    by_rule = {alert["rule"]: alert for alert in alerts}
+    assert set(by_rule) == ATTACK_RULES
+    assert by_rule["brute_force"]["alert_key"] == SPRAY_IP
+    assert by_rule["brute_force"]["severity"] in ("high", "critical")
+    assert by_rule["brute_force"]["risk_score"] >= 7
+    assert by_rule["brute_force"]["event_count"] >= 20
+    assert by_rule["data_exfiltration"]["alert_key"] == "user-007"
+    assert by_rule["privilege_escalation"]["alert_key"] == "user-033"
+    assert by_rule["multiple_failed_logins"]["alert_key"] == "user-005"
+
+    sample = chapters[0].events[42]
+    stored = api.get(f"/events/{sample['event_id']}").json()
+    assert (stored["event_id"], stored["user_id"], stored["resource_path"]) == (
+        sample["event_id"],
+        sample["user_id"],
+        sample["resource_path"],
+    )
+    replay = api.post("/events", json=sample)
+    assert (replay.status_code, replay.json()["duplicates"]) == (200, 1)
+
+    intact = run_cli("verify", "--database-url", stack.database_url, "--quiet", env=stack.aws_env)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert f"{total:,}/{total:,} events valid" in intact.stdout
+
+    victim = stored["seq"]
+    with psycopg.connect(stack.database_url, autocommit=True) as db:
+        db.execute("set session_replication_role = replica")
+        db.execute("update audit.audit_events set resource_path = '/nothing/to/see' where seq = %s", (victim,))
+    tampered = run_cli("verify", "--database-url", stack.database_url, "--json", env=stack.aws_env)
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    result = orjson.loads(tampered.stdout)
+    assert (result["valid"], result["first_invalid_seq"], result["reason"]) == (False, victim, "modified")
+
+
+def test_the_relay_reconnects_and_the_sweep_covers_what_it_missed(stack: RunningStack, api: httpx.Client) -> None:
+    """Given the relay's database connection is killed, When attacks are posted, Then they are still detected."""
+    with psycopg.connect(stack.database_url, autocommit=True) as db:
+        killed = db.execute(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+            " where application_name = %s and datname = current_database()",
+            (APPLICATION_NAME,),
+        ).fetchone()
+    assert killed is not None
+    assert killed[0] == 1
+
+    spray = working_day(day_events=0, users=30, seed=3)[1]
+    post_chapters(api, [spray])
+
+    alerts = wait_for_alerts(api, {"brute_force"})
+    assert "brute_force" in {alert["rule"] for alert in alerts}
+    assert "webhook relay: reconnected" in stack.log()
+
+
+def test_invoke_runs_a_schedule_with_its_template_input(stack: RunningStack) -> None:
+    """Given a running stack, When `audit-trail invoke sweep` runs, Then the sweep function ran with its input."""
+    done = run_cli("invoke", "sweep", "--data-dir", str(stack.data_dir))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer = orjson.loads(done.stdout)
+    assert (answer["function"], answer["input"]) == ("DetectSweepFunction", {"action": "sweep"})
+    assert answer["result"]["complete"] is True
+
+
+def test_invoke_refuses_unknown_names_and_reports_function_errors(stack: RunningStack) -> None:
+    """Given a running stack, When an unknown schedule or a wrong input is invoked, Then the CLI says so."""
+    unknown = run_cli("invoke", "coffee", "--api-url", stack.api_url)
+    assert unknown.returncode == 2
+    assert "known: " in orjson.loads(unknown.stdout)["error"]["message"]
+
+    wrong = run_cli("invoke", "sweep", "--api-url", stack.api_url, "--input", '{"action": "retention"}')
+    assert wrong.returncode == 1
+    assert orjson.loads(wrong.stdout)["error"]["message"].startswith("action: expected 'sweep'")
+
+
+def test_invoke_without_a_running_stack_is_a_usage_error(tmp_path: Path) -> None:
+    """Given no stack in the data directory, When invoking, Then exit 2 with a hint."""
+    done = run_cli("invoke", "sweep", "--data-dir", str(tmp_path))
+
+    assert done.returncode == 2
+    assert "audit-trail local" in done.stderr
+
+
+def test_routes_come_from_the_template_and_unknown_ones_answer_like_a_gateway(api: httpx.Client) -> None:
+    """Given the template's routes, When paths, methods and bodies are wrong, Then 404, 405 and 422 come back."""
+    assert api.get("/nowhere").status_code == 404
+    assert api.get("/nowhere").json()["error"]["code"] == "NOT_FOUND"
+    wrong_method = api.delete("/events")
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "GET, POST")
+    unknown_event = api.get("/events/no-such-event")
+    assert unknown_event.status_code == 404
+    assert "no-such-event" in unknown_event.json()["error"]["message"]
+    refused = api.post("/events", json={"event_type": "file_teleport", "user_id": "u1", "action": "x"})
+    assert refused.status_code == 422
+    assert any(error["field"].endswith("event_type") for error in refused.json()["errors"])
+    assert api.get("/integrity/verify").json()["valid"] is True
+
+
+def test_reports_download_through_their_presigned_link(stack: RunningStack, api: httpx.Client) -> None:
+    """Given events, When a report is generated, Then its presigned link downloads it from the local S3."""
+    if not any(route["path"] == "/reports" for route in stack.state["routes"]):
+        pytest.skip("this build has no reports function")
+    post_chapters(api, working_day(day_events=100, users=10, seed=5)[:1])
+    created = api.post(
+        "/reports", json={"standard": "sox", "start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z"}
+    )
+    assert created.status_code == 201, created.text
+    link = created.json()["download_url"]
+    assert link.startswith(stack.state["moto_endpoint"])
+
+    downloaded = httpx.get(link)
+    assert downloaded.status_code == 200
+    assert len(downloaded.content) > 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_everything_cleanly(e2e_database: str, tmp_path: Path, signum: int) -> None:
+    """Given a running stack, When it gets Ctrl-C or SIGTERM, Then it exits 0, leaves no process and no state."""
+    running = start_stack(e2e_database, tmp_path / "stack")
+    children = descendants(running.process.pid)
+
+    assert running.stop(signum, timeout=15) == 0
+
+    assert not [pid for pid in children if alive(pid)]
+    assert not (tmp_path / "stack" / "local-stack.json").exists()
+    assert "stopping" in running.log()
+
+
+@pytest.fixture
+def outside_pytest_tmp() -> Iterator[Path]:
+    """A directory outside pytest's 0700 temp root: pgserver opens the path up for its own system user when
+    run as root, and a concurrently starting pytest would close it again under initdb's feet."""
+    directory = Path(tempfile.mkdtemp(prefix="audit-e2e-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_the_embedded_database_stops_with_the_stack(outside_pytest_tmp: Path) -> None:
+    """Given no database URL, When the stack starts and is stopped, Then its embedded PostgreSQL stops too."""
+    running = start_stack(None, outside_pytest_tmp / "stack")
+    try:
+        assert running.state["embedded_database"] is True
+        postmaster = int((outside_pytest_tmp / "stack" / "pgdata" / "postmaster.pid").read_text().split()[0])
+        assert alive(postmaster)
+        with httpx.Client(base_url=running.api_url) as api:
+            assert api.get("/integrity/verify").json()["checked"] == 0
+    finally:
+        code = running.stop(signal.SIGTERM, timeout=30)
+
+    assert code == 0
+    deadline = time.monotonic() + 10
+    while alive(postmaster) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(postmaster)
