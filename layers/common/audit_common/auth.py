@@ -13,13 +13,18 @@ classic `alg: none` and HS256-with-a-public-key confusions.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import jwt
 from pydantic import BaseModel, ConfigDict
 
 from audit_common.errors import AuditError
+
+if TYPE_CHECKING:
+    from audit_common.db import Transport
 
 SYMMETRIC_ALGORITHMS: Final = ("HS256",)
 """Supabase's legacy JWT secret signs with HS256 only."""
@@ -63,10 +68,11 @@ class Principal(BaseModel):
     subject: str
     role: AuditRole
     email: str | None = None
+    token_id: str | None = None
 
     @property
     def label(self) -> str:
-        """How the principal is named in audit-of-audit events and alert changes (`auditor:<sub>`)."""
+        """How the principal is named in audit-of-audit events and alert changes (`auditor:<sub>`, `writer:<name>`)."""
         return f"{self.role.value}:{self.subject}"
 
     @property
@@ -167,3 +173,66 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
     return token.strip()
+
+
+WRITER_TOKEN_PREFIX: Final = "atw_"  # noqa: S105 - a prefix, not a secret
+_WRITER_ID_LENGTH: Final = 12
+_WRITER_ID_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+class WriterToken(BaseModel):
+    """A freshly minted writer token: `token` is shown once; the database keeps only `secret_sha256`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token_id: str
+    secret_sha256: str
+    token: str
+
+
+def mint_writer_token() -> WriterToken:
+    """A new random writer token (`atw_<12 id chars>_<43 secret chars>`, 256 bits of secret)."""
+    token_id = "".join(secrets.choice(_WRITER_ID_ALPHABET) for _ in range(_WRITER_ID_LENGTH))
+    secret = secrets.token_urlsafe(32)
+    return WriterToken(
+        token_id=token_id,
+        secret_sha256=hashlib.sha256(secret.encode()).hexdigest(),
+        token=f"{WRITER_TOKEN_PREFIX}{token_id}_{secret}",
+    )
+
+
+def is_writer_token(token: str) -> bool:
+    """Writer tokens are told from JWTs by their prefix (a JWT starts with `eyJ`)."""
+    return token.startswith(WRITER_TOKEN_PREFIX)
+
+
+def parse_writer_token(token: str) -> tuple[str, str]:
+    """`(token_id, SHA-256 of the secret)` of a writer token, or Unauthorized if it is malformed."""
+    body = token[len(WRITER_TOKEN_PREFIX) :]
+    token_id, separator, secret = body[:_WRITER_ID_LENGTH], body[_WRITER_ID_LENGTH : _WRITER_ID_LENGTH + 1], body[13:]
+    if (
+        not is_writer_token(token)
+        or separator != "_"
+        or len(secret) < 32
+        or any(c not in _WRITER_ID_ALPHABET for c in token_id)
+    ):
+        raise Unauthorized("writer token is malformed")
+    return token_id, hashlib.sha256(secret.encode()).hexdigest()
+
+
+def writer_principal(token: str, transport: Transport) -> Principal:
+    """The writer a token stands for, checked against the hashed tokens in the database."""
+    token_id, secret_sha256 = parse_writer_token(token)
+    writer = transport.call("authenticate_writer", {"p_token_id": token_id, "p_secret_sha256": secret_sha256})
+    if not writer:
+        # Unknown, wrong secret, revoked or expired: one answer, so ids cannot be probed.
+        raise Unauthorized("writer token is not valid")
+    return Principal(subject=str(writer["name"]), role=AuditRole.WRITER, token_id=token_id)
+
+
+def authenticate(authorization: str | None, verifier: SupabaseJwtVerifier, transport: Transport) -> Principal:
+    """The principal behind an `Authorization` header: a writer token or a Supabase access token."""
+    token = bearer_token(authorization)
+    if is_writer_token(token):
+        return writer_principal(token, transport)
+    return verifier.principal(token)

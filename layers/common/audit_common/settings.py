@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None, description="The webhook secret itself: for the local stack and tests only, never in Lambda."
     )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="Supabase JWT secret (HS256): for the local stack and tests; in Lambda use the ARN."
+    )
+    jwt_secret_arn: str | None = Field(default=None, description="Secrets Manager secret holding the JWT secret.")
+    jwks_url: str | None = Field(
+        default=None, description="Supabase JWKS (ES256/RS256 signing keys); used instead of the JWT secret when set."
+    )
+    jwt_issuer: str | None = Field(default=None, description="Expected `iss`: https://<ref>.supabase.co/auth/v1.")
+    jwt_audience: str = Field(default="authenticated", description="Expected `aud` of Supabase access tokens.")
     event_bus_name: str | None = Field(default=None, description="EventBridge bus that receives every alert.")
     alert_topic_arn: str | None = Field(default=None, description="SNS topic that receives high and critical alerts.")
     sweep_batch_events: int = Field(default=500, ge=1, le=10_000)
@@ -50,6 +59,17 @@ class Settings(BaseSettings):
     retention_batch_events: int = Field(default=2000, ge=1, le=10_000, description="Events per archive object.")
     retention_redact_events: int = Field(default=500, ge=1, le=5_000, description="Events per redaction transaction.")
     sweep_time_budget_seconds: int = Field(default=240, ge=1, le=900)
+    digest_bucket: str | None = Field(default=None, description="Object-Locked S3 bucket for signed digests (anchor).")
+    digest_lock_days: int = Field(default=2555, ge=1, le=36_500, description="Object Lock retention of digests.")
+    signing_key_id: str | None = Field(
+        default=None, description="KMS asymmetric SIGN_VERIFY key (ARN, id or alias) that signs digests."
+    )
+    chain_id: str = Field(
+        default="default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="Names the chain in digests and their S3 keys (one chain per database).",
+    )
+    anchor_page_events: int = Field(default=50_000, ge=256, le=100_000, description="Checksums per anchor read.")
     reports_bucket: str | None = Field(default=None, description="S3 bucket that receives compliance reports.")
     reports_kms_key_id: str | None = Field(
         default=None, description="KMS key for the reports' SSE (aws:kms); without it SSE-S3 (AES256)."
@@ -65,17 +85,6 @@ class Settings(BaseSettings):
         default=300, ge=1, le=86_400, description="Timestamp vs received_at beyond this is a clock finding (A.8.17)."
     )
     report_csv_page_rows: int = Field(default=10_000, ge=100, le=50_000, description="Events per CSV page query.")
-    digest_bucket: str | None = Field(default=None, description="Object-Locked S3 bucket for signed digests (anchor).")
-    digest_lock_days: int = Field(default=2555, ge=1, le=36_500, description="Object Lock retention of digests.")
-    signing_key_id: str | None = Field(
-        default=None, description="KMS asymmetric SIGN_VERIFY key (ARN, id or alias) that signs digests."
-    )
-    chain_id: str = Field(
-        default="default",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
-        description="Names the chain in digests and their S3 keys (one chain per database).",
-    )
-    anchor_page_events: int = Field(default=50_000, ge=256, le=100_000, description="Checksums per anchor read.")
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,66 @@
+"""Lambda REQUEST authorizer of the audit API: who is calling, and which routes they may call.
+
+A Supabase access token (JWT) or a writer token arrives as `Authorization: Bearer ...`. A token
+that does not verify raises `Unauthorized`, the one message API Gateway turns into 401; a verified
+token whose role may not use the API gets a Deny policy (403); otherwise an Allow policy listing
+the role's routes, and the principal in the context for the handlers.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from audit_common.auth import Forbidden, SupabaseJwtVerifier, Unauthorized, authenticate
+from audit_common.db import get_transport
+from audit_common.errors import ConfigurationError
+from audit_common.observability import logger, metrics
+from audit_common.settings import Settings, get_settings
+from authorizer.policy import allow, deny
+
+
+def verifier_from_settings(settings: Settings) -> SupabaseJwtVerifier:
+    """The JWT verifier the settings describe: JWKS when set, else the project's JWT secret."""
+    if settings.jwks_url:
+        return SupabaseJwtVerifier(
+            jwks_url=settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    if secret is None and settings.jwt_secret_arn:
+        value = parameters.get_secret(settings.jwt_secret_arn, max_age=settings.secret_max_age_seconds)
+        secret = value if isinstance(value, str) else None
+    if not secret:
+        raise ConfigurationError("no JWT key configured: set AUDIT_JWKS_URL, or AUDIT_JWT_SECRET_ARN")
+    return SupabaseJwtVerifier(secret=secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+
+
+@lru_cache(maxsize=1)
+def verifier() -> SupabaseJwtVerifier:
+    """The process-wide verifier (its JWKS cache survives warm invocations)."""
+    return verifier_from_settings(get_settings())
+
+
+def _header(headers: dict[str, str] | None, name: str) -> str | None:
+    return next((value for key, value in (headers or {}).items() if key.lower() == name), None)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Authenticate the request and answer with the principal's policy."""
+    method_arn = str(event["methodArn"])
+    try:
+        principal = authenticate(_header(event.get("headers"), "authorization"), verifier(), get_transport())
+    except Unauthorized as refused:
+        logger.info("request refused", extra={"reason": refused.message, "resource": event.get("resource")})
+        metrics.add_metric(name="AuthorizerRefused", unit="Count", value=1)
+        raise Exception("Unauthorized") from refused  # the exact message API Gateway maps to 401
+    except Forbidden as refused:
+        logger.info("request forbidden", extra={"reason": refused.message, "resource": event.get("resource")})
+        metrics.add_metric(name="AuthorizerForbidden", unit="Count", value=1)
+        return deny("anonymous", method_arn)
+    logger.info("request authenticated", extra={"principal": principal.label, "resource": event.get("resource")})
+    return allow(principal, method_arn)

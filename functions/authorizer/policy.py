@@ -1,0 +1,42 @@
+"""The authorizer's answer to API Gateway: an IAM policy naming exactly the routes a role may call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audit_common.access import execute_api_arn, routes_for
+from audit_common.auth import Principal
+
+
+def allow(principal: Principal, method_arn: str) -> dict[str, Any]:
+    """Allow the principal's routes (all of them, since API Gateway caches the answer per token).
+
+    The context reaches the handler as `requestContext.authorizer`; API Gateway accepts only
+    strings, numbers and booleans there, so absent values are left out rather than null.
+    """
+    resources = [execute_api_arn(method_arn, method, resource) for method, resource in routes_for(principal.role)]
+    context: dict[str, str] = {"subject": principal.subject, "role": principal.role.value}
+    if principal.email:
+        context["email"] = principal.email
+    if principal.token_id:
+        context["token_id"] = principal.token_id
+    return {
+        "principalId": principal.label,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resources}],
+        },
+        "context": context,
+    }
+
+
+def deny(principal_id: str, method_arn: str) -> dict[str, Any]:
+    """Deny every route of the API (API Gateway answers 403)."""
+    api_and_stage = "/".join(method_arn.split("/", 2)[:2])
+    return {
+        "principalId": principal_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": f"{api_and_stage}/*"}],
+        },
+    }
