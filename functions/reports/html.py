@@ -92,7 +92,7 @@ def render_html(report: Report) -> str:
         trend_rows=_trend_rows(report),
         unit="hour" if report.summary.trend_granularity == "hour" else "day",
         event_type_rows=sorted(report.summary.events_by_type.items(), key=lambda kv: (-kv[1], kv[0])),
-        scope=json.dumps(report.metadata.scope, sort_keys=True) if report.metadata.scope else None,
+        scope=[(humanize(key), _scope_text(value)) for key, value in sorted(report.metadata.scope.items())],
         trigger_label=TRIGGER_LABELS.get(report.metadata.trigger, report.metadata.trigger),
     )
 
@@ -177,6 +177,13 @@ def format_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def _scope_text(value: Any) -> str:
+    """A scope filter's value: lists as comma-separated words, everything else as a cell would show it."""
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
+    return format_value(value)
+
+
 def _anchors(sections: list[Section]) -> list[str]:
     """Unique fragment ids for the sections (control ids hold dots, spaces and parentheses, and may repeat)."""
     seen: dict[str, int] = {}
@@ -219,12 +226,16 @@ def _overall_sentence(overall: Status, counts: dict[Status, int], total: int) ->
     if total == 0:
         return "No controls were assessed."
     failed, attention = counts[Status.FAIL], counts[Status.ATTENTION]
+
+    def need(n: int) -> str:
+        return "needs" if n == 1 else "need"
+
     if overall is Status.PASS:
-        return f"All {total} controls pass."
+        return f"All {total} controls pass." if total > 1 else "The control passes."
     if failed:
-        tail = f"; {attention} more need attention." if attention else "."
+        tail = f"; {attention} more {need(attention)} attention." if attention else "."
         return f"{failed} of {total} controls failed{tail}"
-    return f"{attention} of {total} controls need attention; none failed."
+    return f"{attention} of {total} controls {need(attention)} attention; none failed."
 
 
 def _period_length(start: str, end: str) -> str | None:
@@ -246,11 +257,16 @@ def _severity_rows(by_severity: dict[str, int]) -> list[tuple[str, int]]:
     return known + others
 
 
-def _bucket_label(value: str, granularity: str) -> str:
+def _bucket_label(value: str, granularity: str, first: bool = False) -> str:
+    """`03 Nov` per day; per hour `14:00`, with the date at midnight and on the first bucket."""
     parsed = parse_time(value)
     if parsed is None:
         return value
-    return parsed.strftime("%d %b %H:%M" if granularity == "hour" else "%d %b")
+    if granularity != "hour":
+        return parsed.strftime("%d %b")
+    if parsed.hour == 0 and parsed.minute == 0:
+        return parsed.strftime("%d %b")
+    return parsed.strftime("%d %b %H:%M" if first else "%H:%M")
 
 
 def _trend_rows(report: Report) -> list[tuple[str, int, int, int, str]]:
@@ -274,7 +290,7 @@ def _charts(report: Report, counts: dict[Status, int]) -> dict[str, Markup]:
     charts: dict[str, Markup] = {}
     unit = "hour" if summary.trend_granularity == "hour" else "day"
     if trend:
-        labels = [_bucket_label(b.bucket_start, summary.trend_granularity) for b in trend]
+        labels = [_bucket_label(b.bucket_start, summary.trend_granularity, i == 0) for i, b in enumerate(trend)]
         span = f"{len(trend)} {unit}s from {labels[0]} to {labels[-1]}"
 
         def busiest(values: list[int]) -> str:

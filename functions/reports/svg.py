@@ -176,6 +176,37 @@ def _legend(items: Sequence[tuple[str, str, bool]], x: float, y: float) -> Marku
     return _el("g", {"class_": "legend"}, *out)
 
 
+def _axes(
+    *,
+    ticks: Sequence[float],
+    y_at: Callable[[float], float],
+    x_at: Callable[[int], float],
+    x_labels: Sequence[str],
+    y_label: str,
+    box: tuple[float, float, float, float],
+    max_x_labels: int,
+    label_steps: Sequence[int],
+) -> list[Markup]:
+    """Gridlines with y tick values, the y caption, and thinned x labels with their tick marks."""
+    left, top, plot_w, plot_h = box
+    body: list[Markup] = []
+    for tick in ticks:
+        y = y_at(tick)
+        body.append(_el("line", {"x1": left, "y1": y, "x2": left + plot_w, "y2": y, "stroke": GRID}))
+        body.append(_el("text", {"x": left - 8, "y": y + 4, "text_anchor": "end", "fill": MUTED}, _fmt_value(tick)))
+    body.append(_el("text", {"x": 0, "y": top - 14, "text_anchor": "start", "fill": MUTED}, y_label))
+    # About 7 units per character at this font size, plus a gap.
+    label_room = 7 * max((len(label) for label in x_labels), default=1) + 12
+    fits = max(1, min(max_x_labels, int(plot_w // label_room)))
+    needed = math.ceil(len(x_labels) / fits)
+    step = next((k for k in label_steps if k >= needed), needed)
+    for i in range(0, len(x_labels), step):
+        x = x_at(i)
+        body.append(_el("line", {"x1": x, "y1": top + plot_h, "x2": x, "y2": top + plot_h + 4, "stroke": AXIS}))
+        body.append(_el("text", {"x": x, "y": top + plot_h + 18, "text_anchor": "middle", "fill": MUTED}, x_labels[i]))
+    return body
+
+
 def line_chart(
     *,
     chart_id: str,
@@ -187,15 +218,17 @@ def line_chart(
     y_max: float | None = None,
     width: int = 400,
     height: int = 190,
-    max_x_labels: int = 5,
+    max_x_labels: int = 6,
+    label_steps: Sequence[int] = (1, 2, 3, 4, 6, 7, 12, 14, 24, 28, 48, 56, 96, 168),
 ) -> Markup:
     """A chart of one or more series over ordered buckets (x_labels), with a y axis starting at 0.
 
     `y_max` fixes the axis ceiling (e.g. 10 for a risk score); otherwise it is the data's maximum
-    rounded up to a nice number. At most `max_x_labels` bucket labels are printed, evenly spaced.
-    `y_label` is printed above the axis (e.g. "events per day").
+    rounded up to a nice number. Bucket labels are printed every k-th bucket from the first, k the
+    smallest of `label_steps` (calendar-friendly: days, weeks, hours) that keeps them apart and at most
+    `max_x_labels`. `y_label` is printed above the axis (e.g. "events per day").
     """
-    left, right, top, bottom = 50, 20, 46 if len(series) > 1 else 30, 26
+    left, right, top, bottom = 50, 26, 46 if len(series) > 1 else 30, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(1, len(x_labels))
     values = [v for s in series for v in s.values if v is not None]
@@ -213,22 +246,16 @@ def line_chart(
     def y_at(v: float) -> float:
         return top + plot_h * (1 - min(max(v, 0.0), ceiling) / ceiling)
 
-    body: list[Markup] = []
-    for tick in ticks:
-        y = y_at(tick)
-        body.append(_el("line", {"x1": left, "y1": y, "x2": left + plot_w, "y2": y, "stroke": GRID}))
-        body.append(_el("text", {"x": left - 8, "y": y + 4, "text_anchor": "end", "fill": MUTED}, _fmt_value(tick)))
-    body.append(_el("text", {"x": 0, "y": top - 14, "text_anchor": "start", "fill": MUTED}, y_label))
-    step = max(1, math.ceil(n / max_x_labels))
-    for i, label in enumerate(x_labels):
-        last = i == n - 1
-        if (i % step and not last) or (not last and n - 1 - i <= step / 2 and n > 1):
-            continue  # thin the labels, and keep the last one clear of its neighbour
-        x = x_at(i)
-        anchor = "end" if last and n > 1 and not has_columns else "middle"
-        body.append(_el("line", {"x1": x, "y1": top + plot_h, "x2": x, "y2": top + plot_h + 4, "stroke": AXIS}))
-        body.append(_el("text", {"x": x, "y": top + plot_h + 18, "text_anchor": anchor, "fill": MUTED}, label))
-
+    body = _axes(
+        ticks=ticks,
+        y_at=y_at,
+        x_at=x_at,
+        x_labels=x_labels,
+        y_label=y_label,
+        box=(left, top, plot_w, plot_h),
+        max_x_labels=max_x_labels,
+        label_steps=label_steps,
+    )
     for s in series:
         if s.style == "columns":
             col_w = max(1.0, slot * 0.7)
