@@ -121,3 +121,32 @@ def test_retention_sample_events(
 
     erased = retention("erase_subject.json")
     assert erased.status == 200 and erased.body["redacted"] == 0 and erased.body["already_redacted"] == 3
+
+
+ANCHOR_EVENTS = EVENTS.parent / "anchor"
+
+
+def test_anchor_sample_events(configured: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given the event of post_event.json, When the proof sample runs before and after the hourly sample, Then it
+    answers 409 (no digest yet) and then a proof that verifies against the signed root."""
+    import boto3
+
+    from anchor.handler import lambda_handler as anchor_handler
+    from audit_common.integrity.merkle import verify_inclusion
+    from tests.support.aws import moto_account
+
+    assert replay("post_event.json").status == 201
+    assert replay("get_proof.json").status == 409
+    with moto_account():
+        boto3.client("s3").create_bucket(Bucket="audit-digests-sample", ObjectLockEnabledForBucket=True)
+        key = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+        monkeypatch.setenv("AUDIT_DIGEST_BUCKET", "audit-digests-sample")
+        monkeypatch.setenv("AUDIT_SIGNING_KEY_ID", key)
+        get_settings.cache_clear()
+        schedule = json.loads((ANCHOR_EVENTS / "hourly_schedule.json").read_text())
+        anchored = anchor_handler(schedule, FakeLambdaContext(function_name="anchor"))
+    assert (anchored["status"], anchored["digest_seq"], anchored["tree_size"]) == ("written", 1, 1)
+    proof = replay("get_proof.json")
+    assert proof.status == 200 and proof.body["leaf_index"] == 0 and proof.body["inclusion_proof"] == []
+    root = bytes.fromhex(proof.body["digest"]["digest"]["root_hash"])
+    assert verify_inclusion(0, 1, bytes.fromhex(proof.body["checksum"]), [], root)

@@ -22,6 +22,8 @@ def test_openapi_documents_every_route_and_the_error_envelope() -> None:
         "/events",
         "/events/{event_id}",
         "/integrity/verify",
+        "/events/{event_id}/proof",
+        "/integrity/consistency",
         "/webhooks/supabase",
         "/alerts",
         "/alerts/{alert_id}",

@@ -44,6 +44,8 @@ INGEST_ROUTES = {
     ("GET", "/events"),
     ("GET", "/events/{event_id}"),
     ("GET", "/integrity/verify"),
+    ("GET", "/events/{event_id}/proof"),
+    ("GET", "/integrity/consistency"),
 }
 DETECT_ROUTES = {
     ("POST", "/webhooks/supabase"),
@@ -55,10 +57,12 @@ RETENTION_ROUTES = {
     ("GET", "/subjects/{user_id}/export"),
     ("POST", "/subjects/{user_id}/erasure"),
 }
+REPORTS_ROUTES = {("POST", "/reports"), ("GET", "/reports"), ("GET", "/reports/{report_id}")}
 ROUTES_BY_FUNCTION = {
     "IngestFunction": INGEST_ROUTES,
     "DetectFunction": DETECT_ROUTES,
     "RetentionFunction": RETENTION_ROUTES,
+    "ReportsFunction": REPORTS_ROUTES,
 }
 # The file under CodeUri each Handler must name (whether it exists yet is another test's business).
 HANDLER_FILES = {
@@ -67,6 +71,8 @@ HANDLER_FILES = {
     "DetectSweepFunction": "functions/detect/sweep.py",
     "RetentionFunction": "functions/retention/handler.py",
     "RetentionNightlyFunction": "functions/retention/nightly.py",
+    "AnchorFunction": "functions/anchor/handler.py",
+    "ReportsFunction": "functions/reports/handler.py",
 }
 SERVICE_NAMES = {
     "IngestFunction": "ingest",
@@ -74,6 +80,8 @@ SERVICE_NAMES = {
     "DetectSweepFunction": "detect-sweep",
     "RetentionFunction": "retention",
     "RetentionNightlyFunction": "retention-nightly",
+    "AnchorFunction": "anchor",
+    "ReportsFunction": "reports",
 }
 DETECT_FUNCTIONS = {"DetectFunction", "DetectSweepFunction"}
 RETENTION_FUNCTIONS = {"RetentionFunction", "RetentionNightlyFunction"}
@@ -86,6 +94,7 @@ EXPECTED_EVENT_FILES = {
     "get_event.json",
     "get_event_unknown.json",
     "verify.json",
+    "get_proof.json",
 }
 DETECT_API_EVENT_FILES = {
     "webhook_insert.json",
@@ -149,6 +158,11 @@ SCHEDULES = {
         {"action": "retention"},
         {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600},
         "RetentionDeadLetterQueue",
+    ),
+    "AnchorFunction": (
+        {"action": "anchor"},
+        {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600},
+        "AnchorDeadLetterQueue",
     ),
 }
 # All the nightly function may do in S3: write once, read back, list (so a missing key is 404, not 403).
@@ -522,7 +536,7 @@ def test_routes_are_exactly_the_api_of_each_function() -> None:
     served = [route for function_routes in routes.values() for route in function_routes]
 
     assert {name: found for name, found in routes.items() if found} == ROUTES_BY_FUNCTION
-    assert len(served) == len(set(served)) == len(INGEST_ROUTES | DETECT_ROUTES | RETENTION_ROUTES)
+    assert len(served) == len(set(served)) == len(INGEST_ROUTES | DETECT_ROUTES | RETENTION_ROUTES | REPORTS_ROUTES)
 
 
 def test_every_schedule_has_explicit_input_retries_and_a_dead_letter_queue() -> None:
@@ -568,7 +582,8 @@ def test_every_schedule_is_expected() -> None:
         if resource["Type"] == "AWS::Scheduler::Schedule"
     ]
 
-    assert sorted(targets) == sorted(SCHEDULES)
+    # The reports function has one schedule per report cadence: tests/unit/test_template_reports.py checks them.
+    assert sorted(target for target in targets if target != "ReportsFunction") == sorted(SCHEDULES)
 
 
 @pytest.mark.parametrize("function_name", sorted(SCHEDULES))
@@ -617,7 +632,8 @@ def test_publish_permissions_name_only_the_bus_and_the_topic() -> None:
         publishers[actions[0]].add(owner)
 
     expected_roles = {f"{name}Role" for name in DETECT_FUNCTIONS}
-    assert publishers == dict.fromkeys(PUBLISH_ACTIONS, expected_roles)
+    # The reports function announces finished reports on the bus (never on the alert topic).
+    assert publishers == {"events:PutEvents": expected_roles | {"ReportsFunctionRole"}, "sns:Publish": expected_roles}
 
 
 def test_detect_functions_are_told_where_to_publish() -> None:
@@ -923,10 +939,12 @@ def test_only_the_nightly_function_reaches_the_archive_and_only_that_bucket() ->
     policy attached to the nightly function alone, grant exactly the archive actions, and name only the archive
     bucket: the bucket itself for listing, its objects for the rest."""
     resources = _translated()["Resources"]
+    # Other buckets (the digest bucket) have their own policies and tests (test_template_anchor.py).
     s3_statements = [
         (owner, statement)
         for owner, statement in _translated_statements()
         if any(action.lower().startswith("s3:") for action in _as_list(statement["Action"]))
+        and ("ArchiveBucket" in json.dumps(statement["Resource"]) or owner == "ArchiveWritePolicy")
     ]
     attached = {
         name
