@@ -1,0 +1,100 @@
+"""The audit of the audit: every read of audit data, and every refused attempt, goes into the chain.
+
+PCI DSS v4.0 10.2.1.3 asks for a record of all access to audit logs, and 10.2.1.4 of invalid access
+attempts; an auditor also wants to know who pulled which events, alerts and reports. The record is an
+ordinary event, sealed and chained like any other, so it is as tamper-evident as what was read.
+
+The event_id derives from the API request id, so a retried invocation of the same request records
+it once (the chain answers `duplicate`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict
+
+from audit_common.auth import Principal
+from audit_common.db import Transport
+from audit_common.event_store import store_events
+from audit_common.models import AuditEventIn, EventStatus, EventType, SecurityLevel
+
+AUDIT_READ: Final = "audit_read"
+"""The action of a successful read of audit data (counted by the PCI DSS 10.2.1.3 report section)."""
+AUDIT_ACCESS_REFUSED: Final = "audit_access_refused"
+"""The action of a refused request (PCI DSS 10.2.1.4)."""
+
+
+_NOT_IN_EVENT_ID: Final = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+def _ip_or_none(value: str | None) -> str | None:
+    # API Gateway's test console sends "test-invoke-source-ip"; an event refuses a non-address.
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
+
+
+class AccessRequest(BaseModel):
+    """What the API knows about one request, independent of Lambda's event shape."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    method: str
+    path: str
+    resource: str
+    query: Mapping[str, str] = {}
+    source_ip: str | None = None
+    user_agent: str | None = None
+
+
+def access_event(
+    request: AccessRequest,
+    principal: Principal | None,
+    *,
+    refused_because: str | None = None,
+    facts: Mapping[str, Any] | None = None,
+) -> AuditEventIn:
+    """The event recording one access to audit data (or one refused attempt)."""
+    refused = refused_because is not None
+    details: dict[str, Any] = {
+        "route": f"{request.method.upper()} {request.resource}",
+        "query": dict(request.query),
+        "role": principal.role.value if principal else None,
+        "request_id": request.request_id,
+        **(facts or {}),
+    }
+    if request.source_ip and _ip_or_none(request.source_ip) is None:
+        details["source"] = request.source_ip[:200]
+    if refused:
+        details["reason"] = refused_because
+    return AuditEventIn(
+        event_id=f"{'refused' if refused else 'read'}-{_NOT_IN_EVENT_ID.sub('_', request.request_id)[:200]}",
+        event_type=EventType.SECURITY_EVENT if refused else EventType.USER_ACTIVITY,
+        user_id=principal.label if principal else "anonymous",
+        user_email=principal.email if principal else None,
+        ip_address=_ip_or_none(request.source_ip),
+        user_agent=(request.user_agent or "")[:1000] or None,
+        resource_path=request.path,
+        action=AUDIT_ACCESS_REFUSED if refused else AUDIT_READ,
+        status=EventStatus.FAILURE if refused else EventStatus.SUCCESS,
+        details=details,
+        security_level=SecurityLevel.HIGH if refused else SecurityLevel.MEDIUM,
+    )
+
+
+def record_access(
+    transport: Transport,
+    request: AccessRequest,
+    principal: Principal | None,
+    *,
+    refused_because: str | None = None,
+    facts: Mapping[str, Any] | None = None,
+) -> None:
+    """Append the access record to the chain (in its own SQL API call, before the answer is sent)."""
+    store_events(transport, [access_event(request, principal, refused_because=refused_because, facts=facts)])
