@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin) $(dir $(shell command -v python3.12 2>/dev/null)))
 
-.PHONY: install browser test test-embedded lint format openapi build bench bench-detect bench-retention demo clean
+.PHONY: install browser test test-embedded lint format openapi build bench bench-detect bench-retention bench-anchor demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ bench-detect: $(STAMP)
 
 bench-retention: $(STAMP)
 	$(BIN)/python bench/retention.py
+
+bench-anchor: $(STAMP)
+	$(BIN)/python bench/anchor.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
