@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from audit_common.api import ingest_request_adapter
 from detect.handler import app as detect_app
 from ingest.handler import app as ingest_app
+from reports.handler import app as reports_app
 from retention.handler import app as retention_app
 
 TITLE = "Audit trail API"
@@ -37,7 +38,7 @@ def _generated(app: APIGatewayRestResolver) -> dict[str, Any]:
 def render() -> str:
     """The merged OpenAPI JSON of every function, stable for diffs."""
     document = _generated(ingest_app)
-    for other in (detect_app, retention_app):
+    for other in (detect_app, retention_app, reports_app):
         extra = _generated(other)
         document["paths"].update(extra["paths"])
         document.setdefault("components", {}).setdefault("schemas", {}).update(

@@ -29,6 +29,8 @@ def test_openapi_documents_every_route_and_the_error_envelope() -> None:
         "/alerts/{alert_id}",
         "/subjects/{user_id}/export",
         "/subjects/{user_id}/erasure",
+        "/reports",
+        "/reports/{report_id}",
     }
     assert set(document["paths"]["/events"]) == {"get", "post"}
     post = document["paths"]["/events"]["post"]
