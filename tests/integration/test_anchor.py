@@ -593,3 +593,45 @@ def test_tree_size_is_bound_by_the_signature_not_by_the_proof() -> None:
     assert verify_inclusion(0, 129, leaves[0], inclusion_proof(0, leaves), root)
     assert verify_consistency(1, 129, merkle_root(leaves[:1]), root, consistency_proof(1, leaves))
     assert not verify_inclusion(0, 129, leaves[0], inclusion_proof(0, leaves), merkle_root(leaves[:129]))
+
+
+# --- docs/integrity.md section 8: the third party's own code works on what the anchor writes ------------
+
+
+def _doc_python_blocks(section: str) -> list[str]:
+    text = (ROOT / "docs" / "integrity.md").read_text()
+    start = text.index(section)
+    end = text.find("\n### ", start + 1)
+    body = text[start : end if end != -1 else len(text)]
+    return [block.split("\n", 1)[1] for block in body.split("```python")[1:] for block in [block.split("```")[0]]]
+
+
+def test_the_documented_offline_checks_pass_on_real_digests_and_catch_a_rewrite(
+    kit: AnchorKit, db: psycopg.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for batch in (0, 700, 0, 300):
+        add_events(db, batch, tag=f"d{batch}")
+        kit.run()
+    (tmp_path / "digests").mkdir()
+    for row in kit.transport.call("list_digests"):
+        (tmp_path / "digests" / row["s3_key"].rsplit("/", 1)[1]).write_bytes(s3_object(row["s3_key"]).body)
+    (tmp_path / "checksums.txt").write_text("\n".join(c.hex() for c in all_checksums(db)))
+    monkeypatch.chdir(tmp_path)
+    (chain_check,) = _doc_python_blocks("### 8.5")
+    exec(compile(chain_check, "integrity.md 8.5", "exec"), {})  # noqa: S102 - the documented snippet itself
+
+    (inclusion_check,) = _doc_python_blocks("### 8.6")
+    namespace: dict[str, Any] = {}
+    exec(compile(inclusion_check, "integrity.md 8.6", "exec"), namespace)  # noqa: S102
+    checksums = all_checksums(db)
+    proof = MerkleStore(kit.transport).inclusion_proof(411, 1000)
+    root = merkle_root(checksums)
+    assert namespace["verify_inclusion"](411, 1000, checksums[411], proof, root)
+    assert not namespace["verify_inclusion"](411, 1000, checksums[412], proof, root)
+
+    # A superuser's consistent rewrite of one checksum fails the documented root check
+    (tmp_path / "checksums.txt").write_text(
+        "\n".join(("00" * 32 if i == 5 else c.hex()) for i, c in enumerate(checksums))
+    )
+    with pytest.raises(AssertionError):
+        exec(compile(chain_check, "integrity.md 8.5", "exec"), {})  # noqa: S102
