@@ -20,9 +20,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
 
+from audit_common.db import PostgresTransport
+from audit_common.settings import get_settings
+from reports import handler as reports_handler
 from reports.html import MAX_EVIDENCE_ROWS, render_html
 from reports.model import (
     STANDARD_TITLES,
@@ -40,8 +44,12 @@ from reports.model import (
     Summary,
     worst,
 )
+from tests.integration.test_reports import seed
+from tests.support.apigw import invoke, proxy_event
+from tests.support.aws import moto_account
 
 ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "audit-reports-html-test"
 ARTIFACTS = ROOT / "test-artifacts" / "report-html"
 HOSTILE = "<script>alert('owned')</script><img src=x onerror=alert(1)>"
 
@@ -104,10 +112,15 @@ def _open(browser: Browser, path: Path, *, width: int, height: int, scale: float
 
 
 def _render_and_look(browser: Browser, report: Report, name: str) -> tuple[Page, PageLog, list[Path]]:
+    """Render the report and look at it (see `_look`)."""
+    return _look(browser, render_html(report).encode(), name)
+
+
+def _look(browser: Browser, html: bytes, name: str) -> tuple[Page, PageLog, list[Path]]:
     """Write the page, load it on a laptop and a phone, save screenshots and a PDF; return the laptop page."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     html_path = ARTIFACTS / f"{name}.html"
-    html_path.write_text(render_html(report), encoding="utf-8")
+    html_path.write_bytes(html)
     saved = [html_path]
 
     phone, phone_log = _open(browser, html_path, width=390, height=844, scale=2)
@@ -762,3 +775,47 @@ def test_empty_period_renders_the_empty_state(browser: Browser) -> None:
     assert page.locator("#chart-events").count() == 0
     assert "No events in this period." in page.locator("#notable").inner_text()
     page.close()
+
+
+@pytest.fixture
+def reports_bucket(configured: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The reports function against the test database and a moto bucket (as in test_reports.py)."""
+    with moto_account():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        monkeypatch.setenv("AUDIT_REPORTS_BUCKET", BUCKET)
+        get_settings.cache_clear()
+        reports_handler._store.cache_clear()
+        yield BUCKET
+        reports_handler._store.cache_clear()
+
+
+def test_reports_generated_from_a_seeded_database_render_cleanly(
+    browser: Browser, reports_bucket: str, transport: PostgresTransport
+) -> None:
+    """Given the seeded scenario of test_reports.py, when the API makes SOX and GDPR reports, then the HTML
+    stored in S3 opens cleanly and shows the verdicts the scenario implies (the SoD conflict fails SOX)."""
+    scenario = seed(transport)
+    for standard, failing, title in (
+        ("sox", "ITGC-SOD", "SOX Section 404 IT general controls"),
+        ("gdpr", None, "GDPR (Regulation (EU) 2016/679)"),
+    ):
+        body = {"standard": standard, "start": scenario.start.isoformat(), "end": scenario.end.isoformat()}
+        answer = invoke(reports_handler.lambda_handler, proxy_event("POST", "/reports", body=body))
+        assert answer.status == 201, answer.body
+        key = answer.body["formats"]["html"]["key"]
+        html = boto3.client("s3").get_object(Bucket=reports_bucket, Key=key)["Body"].read()
+
+        page, _, _ = _look(browser, html, f"seeded-{standard}")
+
+        assert page.get_by_role("heading", level=1).inner_text() == title
+        assert page.locator("section.control").count() >= 4
+        if failing:
+            anchor = "control-" + failing.lower()
+            assert "Fail" in page.locator(f"#{anchor} .badge").inner_text()
+            assert "Fail" in page.locator(".overall .badge").inner_text()
+        assert "No signed digest yet." in page.locator("#integrity").inner_text()
+        # The seeded events, plus one "report generated" event per report made before this one.
+        assert answer.body["total_events"] >= scenario.total
+        assert page.locator(".kpi-value").first.inner_text() == f"{answer.body['total_events']:,}"
+        assert page.locator("svg[role=img]").count() == 7
+        page.close()
