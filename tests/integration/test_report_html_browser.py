@@ -22,7 +22,7 @@ from typing import Any
 
 import boto3
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, sync_playwright
 
 from audit_common.db import PostgresTransport
 from audit_common.settings import get_settings
@@ -102,11 +102,16 @@ def _open(browser: Browser, path: Path, *, width: int, height: int, scale: float
     def on_failed(request: Request) -> None:
         log.failed.append(f"{request.url}: {request.failure}")
 
+    def on_dialog(dialog: Dialog) -> None:
+        # A script that ran would open one (alert); record it and close it so the page cannot hang.
+        log.errors.append(f"dialog opened: {dialog.message}")
+        dialog.dismiss()
+
     page.on("console", on_console)
     page.on("pageerror", lambda error: log.errors.append(str(error)))
     page.on("request", on_request)
     page.on("requestfailed", on_failed)
-    page.on("dialog", lambda dialog: log.errors.append(f"dialog opened: {dialog.message}"))
+    page.on("dialog", on_dialog)
     page.goto(path.as_uri(), wait_until="load")
     return page, log
 

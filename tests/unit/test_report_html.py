@@ -484,3 +484,26 @@ def test_chart_helpers_escape_labels_and_handle_gaps() -> None:
     assert lone.count("<circle") == 1
     with pytest.raises(ValueError, match="not an SVG name"):
         svg._el("rect onload=alert(1)")
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_text_colours_meet_wcag_aa_contrast() -> None:
+    """Given the page's palette, when text colours are set on their backgrounds, then contrast is at least 4.5:1."""
+    css = render_html(make_report())
+    palette = dict(re.findall(r"--([a-z-]+): (#[0-9a-f]{6})", css))
+    pairs = [
+        ("pass", "pass-bg"),
+        ("attention", "attention-bg"),
+        ("fail", "fail-bg"),
+        ("muted", "soft"),
+        ("accent", "soft"),
+        ("text", "soft"),
+    ]
+    for fg, bg in pairs:
+        light, dark = sorted((_luminance(palette[fg]), _luminance(palette[bg])), reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 4.5, (fg, bg)
