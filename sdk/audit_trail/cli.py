@@ -80,12 +80,12 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    """Verify the chain in the database; print a summary, or JSON with --json."""
+def _verify_range(args: argparse.Namespace) -> int:
+    """--from-seq/--to-seq: the chain links and checksums of a seq range, through the SQL API (no digests)."""
     from audit_common.verification import verify_chain
 
     transport = PostgresTransport(_database_url(args))
-    progress = Progress("verifying", enabled=not args.quiet and not args.json)
+    progress = Progress("verifying", enabled=not (args.quiet or args.json))
     started = time.monotonic()
     try:
         result = verify_chain(
@@ -100,12 +100,57 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         total = result.to_seq - result.from_seq + 1
         print(
-            f"{result.checked:,}/{max(total, 0):,} events valid, {result.redacted:,} redacted"
-            f" (chain {result.chain_id}, head seq {result.head_seq:,}, {elapsed:.1f}s)"
+            f"{result.checked}/{max(total, 0)} events valid, {result.redacted} redacted"
+            f" (seq {result.from_seq}..{result.to_seq} of chain {result.chain_id}, head seq {result.head_seq},"
+            f" {elapsed:.1f}s; digests are checked only over the whole chain)"
         )
         if not result.valid:
             print(f"FAILED at seq {result.first_invalid_seq}: {result.reason}: {result.message}")
     return EXIT_OK if result.valid else EXIT_INVALID
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Verify every event and, given the digests, prove the chain against them; summary, or JSON with --json."""
+    from pathlib import Path
+
+    from audit_trail.verify import SealedRowError, UsageError, choose_chain, verify_offline
+    from audit_trail.verify_digests import DigestSource, DirectoryDigestSource, S3DigestSource, save_digests
+
+    if args.from_seq != 1 or args.to_seq is not None:
+        if args.digest_bucket or args.digests_dir:
+            raise SystemExit("audit-trail: --from-seq/--to-seq check events only: leave out the digests")
+        return _verify_range(args)
+    url = _database_url(args)
+    try:
+        public_key = Path(args.public_key).read_bytes() if args.public_key else None
+    except OSError as exc:
+        raise SystemExit(f"audit-trail: cannot read --public-key: {exc}") from None
+    source: DigestSource | None = None
+    try:
+        if args.digest_bucket:
+            region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+            source = S3DigestSource(
+                args.digest_bucket, endpoint_url=args.endpoint_url, region=region, public_key=public_key
+            )
+            if args.save_digests:
+                chain = choose_chain(source, args.chain_id)
+                saved = save_digests(source, chain, source.records(chain), Path(args.save_digests))
+                print(f"saved {saved} digest(s) of chain {chain} to {args.save_digests}", file=sys.stderr)
+        elif args.digests_dir:
+            source = DirectoryDigestSource(Path(args.digests_dir), public_key=public_key)
+        progress = Progress("verifying", enabled=not (args.quiet or args.no_progress or args.json))
+        try:
+            report = verify_offline(url, source, chain_id=args.chain_id, workers=args.workers, progress=progress)
+        finally:
+            progress.close()
+    except (UsageError, SealedRowError) as exc:
+        print(f"audit-trail: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print("\n".join(report.lines()))
+    return EXIT_OK if report.valid else EXIT_INVALID
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
@@ -156,15 +201,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser(
         "verify",
-        help="recompute every checksum and chain link in the database",
-        description="Read the chain in seq order and check every event's checksum and link, and that the "
-        "rows reach the chain head. Names the first bad seq and why; exits 1 on any failure.",
+        help="prove the audit trail: every event, link and signed digest",
+        description="Recompute every event's checksum from the stored columns and check every chain link and "
+        "that the rows reach the chain head; with the digests (--digest-bucket, or --digests-dir and "
+        "--public-key) also check every digest's signature, the digest chain, and each digest's Merkle root "
+        "and chain hash against the events, which catches a consistent rewrite of the whole chain. Names the "
+        "first failure (event seq or digest) and its kind; exits 1 on any failure, 2 on a usage error.",
     )
-    verify.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")
-    verify.add_argument("--from-seq", type=int, default=1, help="first seq to check (default 1)")
-    verify.add_argument("--to-seq", type=int, default=None, help="last seq to check (default: the head)")
+    verify.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL); only read")
+    digest_source = verify.add_mutually_exclusive_group()
+    digest_source.add_argument("--digest-bucket", metavar="BUCKET", help="S3 bucket the anchor writes digests to")
+    digest_source.add_argument(
+        "--digests-dir", metavar="DIR", help="digests downloaded before (a copy of the bucket, or --save-digests)"
+    )
+    verify.add_argument("--endpoint-url", help="S3 endpoint (moto server, local stack) for --digest-bucket")
+    verify.add_argument("--region", help="AWS region of the bucket (default: $AWS_REGION, else us-east-1)")
+    verify.add_argument(
+        "--public-key",
+        metavar="FILE",
+        help="PEM or DER public key of the signing key (default: the PEM the anchor stored beside the digests;"
+        " compare its printed fingerprint with `aws kms get-public-key`)",
+    )
+    verify.add_argument("--chain-id", help="which chain's digests, when the bucket holds several")
+    verify.add_argument(
+        "--save-digests", metavar="DIR", help="also save the bucket's digests, signatures and keys to DIR"
+    )
+    verify.add_argument(
+        "--workers", type=int, default=None, help="processes checking events (default: one per CPU on large chains)"
+    )
+    verify.add_argument("--from-seq", type=int, default=1, help="check only from this seq (events only)")
+    verify.add_argument("--to-seq", type=int, default=None, help="check only up to this seq (events only)")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
-    verify.add_argument("--quiet", action="store_true", help="no progress output")
+    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    verify.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     verify.set_defaults(func=cmd_verify)
 
     webhook = commands.add_parser(

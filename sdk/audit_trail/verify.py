@@ -1,0 +1,401 @@
+"""`audit-trail verify`: prove the audit trail from the database and the signed digests, offline.
+
+What is checked (docs/integrity.md, "Verifying"):
+
+* every event: its checksum recomputed from the stored columns, its link to the previous event, its
+  chain hash, and that the rows reach the chain head (``audit_trail.verify_scan``);
+* every digest: canonical body, signature with the public key, and the digest chain: digest_seq gap-free
+  from 1, each naming its predecessor's key, signature and tree size (``audit_trail.verify_digests``);
+* the two against each other: each digest's ``root_hash`` is the RFC 6962 Merkle root of the stored
+  checksums 1..tree_size and its ``chain_hash`` the stored chain hash at tree_size. Since every root is
+  recomputed from one stream of checksums, successive digests are consistent (the older tree is a prefix
+  of the newer one) exactly when both roots match.
+
+The database alone cannot tell a consistent rewrite from the truth (whoever can disable the triggers can
+recompute every checksum and hash); the signed digests can, up to the newest digest. Events after it are
+checked as a chain only, and the report says how many there are.
+
+One failure is reported, the first in this order: a broken digest chain (the evidence itself), the first
+bad event, the first digest whose root or chain hash the events do not match, digests that cover events
+the database no longer has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Final
+
+import psycopg
+
+from audit_common.integrity import EMPTY_ROOT, GENESIS_HASH, FailureKind
+from audit_common.integrity.digest import Digest
+from audit_trail.verify_digests import DigestCheck, DigestSource, UsageError, check_digests
+from audit_trail.verify_scan import (
+    DEFAULT_CHUNK_BITS,
+    ChainHead,
+    ChunkResult,
+    ChunkTask,
+    MerkleStitcher,
+    SealedRowError,
+    chunk_tasks,
+    close_connections,
+    read_head,
+    reference_walk,
+    scan_chunk,
+)
+
+__all__ = ["Failure", "Report", "SealedRowError", "UsageError", "choose_chain", "default_workers", "verify_offline"]
+
+Progress = Callable[[int, int], None]
+
+# Below this many events a process pool costs more (about a second to start) than it saves.
+_POOL_MIN_EVENTS: Final = 200_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Failure:
+    """The first thing that is wrong: its kind, the event seq or digest_seq it concerns, and why."""
+
+    kind: str
+    seq: int | None
+    digest_seq: int | None
+    message: str
+
+
+@dataclasses.dataclass(slots=True)
+class Report:
+    """Everything `audit-trail verify` prints, as data."""
+
+    chain_id: str
+    head_seq: int
+    events_checked: int = 0
+    events_total: int = 0
+    redacted: int = 0
+    digests_checked: bool = False
+    digest_source: str | None = None
+    digest_chain_id: str | None = None
+    digests_valid: int = 0
+    digests_total: int = 0
+    anchored_seq: int = 0
+    newest_digest: dict[str, Any] | None = None
+    signing_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    failure: Failure | None = None
+    elapsed_seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def valid(self) -> bool:
+        """True when nothing failed."""
+        return self.failure is None
+
+    @property
+    def events_per_second(self) -> float:
+        """Events checked per second of the whole run."""
+        return self.events_checked / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """``24/24 digests valid, 1200000/1200000 events valid, 312 redacted``."""
+        events = f"{self.events_checked}/{self.events_total} events valid, {self.redacted} redacted"
+        if not self.digests_checked:
+            return events
+        return f"{self.digests_valid}/{self.digests_total} digests valid, {events}"
+
+    def lines(self) -> list[str]:
+        """The summary and the facts a person needs to trust it (or to act on a failure)."""
+        lines = [self.summary()]
+        lines.append(f"chain {self.chain_id}: head at seq {self.head_seq}")
+        if not self.digests_checked:
+            lines.append(
+                "digests not checked: without --digest-bucket or --digests-dir this proves the chain is intact, "
+                "not that it is the chain that was signed"
+            )
+        elif self.newest_digest is not None:
+            unanchored = max(self.head_seq - self.anchored_seq, 0)
+            lines.append(
+                f"digests from {self.digest_source}: newest valid is digest {self.newest_digest['digest_seq']}"
+                f" (tree size {self.newest_digest['tree_size']}, {self.newest_digest['created_at']});"
+                f" {unanchored} newer event(s) not yet anchored"
+            )
+        for key_id, fingerprint in sorted(self.signing_keys.items()):
+            lines.append(f"signing key {key_id}: public key SHA-256 {fingerprint}")
+        lines.append(
+            f"checked in {self.elapsed_seconds:.1f} s ({self.events_per_second:,.0f} events/s,"
+            f" {self.workers} worker{'s' if self.workers != 1 else ''})"
+        )
+        if self.failure is not None:
+            where = f"seq {self.failure.seq}" if self.failure.seq is not None else f"digest {self.failure.digest_seq}"
+            lines.append(f"FAILED at {where}: {self.failure.kind}: {self.failure.message}")
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `--json` document (keys `valid`, `reason`, `first_invalid_seq` as GET /integrity/verify has them)."""
+        failure = self.failure
+        return {
+            "valid": self.valid,
+            "reason": None if failure is None else failure.kind,
+            "first_invalid_seq": None if failure is None else failure.seq,
+            "digest_seq": None if failure is None else failure.digest_seq,
+            "message": None if failure is None else failure.message,
+            "summary": self.summary(),
+            "chain_id": self.chain_id,
+            "head_seq": self.head_seq,
+            "events": {
+                "checked": self.events_checked,
+                "total": self.events_total,
+                "redacted": self.redacted,
+                "anchored": self.anchored_seq,
+            },
+            "digests": {
+                "checked": self.digests_checked,
+                "source": self.digest_source,
+                "chain_id": self.digest_chain_id,
+                "valid": self.digests_valid,
+                "total": self.digests_total,
+                "newest": self.newest_digest,
+                "signing_keys": self.signing_keys,
+            },
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "events_per_second": round(self.events_per_second),
+            "workers": self.workers,
+        }
+
+
+def default_workers() -> int:
+    """One worker per CPU (PostgreSQL's COPY runs beside them), at most 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class _EventOutcome:
+    checked: int = 0
+    redacted: int = 0
+    failure: Failure | None = None
+    # tree size -> (Merkle root, stored chain hash) at that size, for every cut the events reached
+    cuts: dict[int, tuple[bytes, bytes]] = dataclasses.field(default_factory=dict)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # fork when this process runs no other thread (the CLI): workers start at once and import nothing.
+    # Otherwise forkserver (the caller may run threads: boto3, a moto server in tests, and forking a
+    # threaded process can deadlock the child), whose server preloads the scanner once.
+    methods = multiprocessing.get_all_start_methods()
+    context: multiprocessing.context.BaseContext
+    if "fork" in methods and threading.active_count() == 1:
+        context = multiprocessing.get_context("fork")
+    elif "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["audit_trail.verify_scan"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    # A forked child must not inherit this process's connections (it would talk on the same socket).
+    close_connections()
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def _results(tasks: Sequence[ChunkTask], workers: int) -> Iterator[ChunkResult]:
+    """Chunk results in seq order; inline with one worker, else from a process pool (stopped early on exit)."""
+    if workers <= 1 or len(tasks) < 2:
+        for task in tasks:
+            yield scan_chunk(task)
+        return
+    pool = _pool(workers)
+    futures: list[Future[ChunkResult]] = []
+    try:
+        futures = [pool.submit(scan_chunk, task) for task in tasks]
+        for future in futures:
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _verify_events(
+    url: str,
+    head: ChainHead,
+    cuts: Sequence[int],
+    *,
+    workers: int,
+    chunk_bits: int,
+    progress: Progress | None,
+) -> _EventOutcome:
+    outcome = _EventOutcome()
+    if 0 in cuts:
+        outcome.cuts[0] = (EMPTY_ROOT, GENESIS_HASH)
+    tasks = chunk_tasks(url, head.seq, [cut for cut in cuts if cut > 0], chunk_bits)
+    stitcher = MerkleStitcher(chunk_bits)
+    previous = GENESIS_HASH
+    chunk_size = 1 << chunk_bits
+    for result in _results(tasks, workers):
+        if not result.intact or result.first_prev_hash != previous:
+            reaches_head = result.last_seq + 2 >= head.seq
+            walk = reference_walk(
+                url,
+                result.first_seq,
+                previous,
+                min(head.seq, result.last_seq + 2),
+                head if reaches_head else None,
+            )
+            outcome.checked += walk.checked
+            outcome.redacted += walk.redacted
+            if walk.valid:
+                raise RuntimeError(
+                    f"internal error: the fast check doubted seqs {result.first_seq}..{result.last_seq}"
+                    " but the reference verifier found nothing wrong; please report this"
+                )
+            outcome.failure = Failure(str(walk.reason), walk.first_invalid_seq, None, str(walk.message))
+            return outcome
+        for cut, local_stack in result.cut_stacks.items():
+            root = stitcher.root_with(cut - stitcher.size, local_stack)
+            outcome.cuts[cut] = (root, result.cut_chain_hashes[cut])
+        if result.last_seq - result.first_seq + 1 == chunk_size:
+            stitcher.add_chunk(result.stack[0])
+        previous = result.last_chain_hash or previous
+        outcome.checked += result.rows
+        outcome.redacted += result.redacted
+        if progress is not None:
+            progress(result.last_seq, head.seq)
+    if previous != head.chain_hash:
+        outcome.failure = Failure(
+            FailureKind.TRUNCATED.value,
+            head.seq,
+            None,
+            f"the chain head records chain_hash {head.chain_hash.hex()[:16]}... for seq {head.seq}, but the rows end"
+            f" with {previous.hex()[:16]}...: the chain was cut and rebuilt",
+        )
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# Digests against events
+# ---------------------------------------------------------------------------------------------
+
+
+def _recorded_digests(url: str) -> tuple[dict[int, str], int | None]:
+    """The signatures and count the database's ``digests`` table records (only used to name failures)."""
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows = conn.execute("select digest_seq, signature from audit.digests order by digest_seq").fetchall()
+    except psycopg.Error:
+        return {}, None  # no anchors table (yet), or no right to read it: the digests stand on their own
+    return {int(seq): str(signature) for seq, signature in rows if signature is not None}, len(rows)
+
+
+def choose_chain(source: DigestSource, chain_id: str | None) -> str:
+    """The chain to verify: ``chain_id``, else the only chain the source holds (UsageError otherwise)."""
+    chains = source.chain_ids()
+    if chain_id is not None:
+        if chain_id not in chains:
+            raise UsageError(f"no digests of chain {chain_id!r} in {source.description} (found: {chains or 'none'})")
+        return chain_id
+    if not chains:
+        raise UsageError(f"no digests in {source.description}")
+    if len(chains) > 1:
+        raise UsageError(f"{source.description} holds several chains ({', '.join(chains)}): pass --chain-id")
+    return chains[0]
+
+
+def _compare(digests: Sequence[Digest], events: _EventOutcome, head: ChainHead) -> tuple[int, Failure | None]:
+    """How many digests the events prove (in order), and the first mismatch, if any."""
+    proven = 0
+    for digest in digests:
+        if digest.tree_size > head.seq:
+            return proven, Failure(
+                FailureKind.MISSING.value,
+                head.seq + 1,
+                None,
+                f"digest {digest.digest_seq} covers seq 1..{digest.tree_size} but the chain ends at seq"
+                f" {head.seq}: events {head.seq + 1}..{digest.tree_size} were removed",
+            )
+        cut = events.cuts.get(digest.tree_size)
+        if cut is None:
+            return proven, None  # the events broke before this tree size: the event failure says why
+        root, chain_hash = cut
+        if root.hex() != digest.root_hash or chain_hash.hex() != digest.chain_hash:
+            what = "Merkle root" if root.hex() != digest.root_hash else "chain hash"
+            return proven, Failure(
+                FailureKind.ROOT_MISMATCH.value,
+                None,
+                digest.digest_seq,
+                f"digest {digest.digest_seq} signed the {what} of seq 1..{digest.tree_size} as "
+                f"{(digest.root_hash if what == 'Merkle root' else digest.chain_hash)[:16]}..., the stored events"
+                f" give {(root if what == 'Merkle root' else chain_hash).hex()[:16]}...: events"
+                f" {digest.previous_tree_size + 1}..{digest.tree_size} or earlier were rewritten"
+                " (every checksum and link recomputed)",
+            )
+        proven += 1
+    return proven, None
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole run
+# ---------------------------------------------------------------------------------------------
+
+
+def verify_offline(
+    database_url: str,
+    digests: DigestSource | None = None,
+    *,
+    chain_id: str | None = None,
+    workers: int | None = None,
+    chunk_bits: int = DEFAULT_CHUNK_BITS,
+    progress: Progress | None = None,
+) -> Report:
+    """Verify the events in ``database_url`` and, with ``digests``, prove them against the signed digests.
+
+    Raises ``UsageError`` when the digests cannot be read as asked and ``SealedRowError`` when the
+    database is not an audit trail database; every finding about the data is in the report.
+    """
+    started = time.monotonic()
+    try:
+        head = read_head(database_url)
+        report = Report(chain_id=head.chain_id, head_seq=head.seq, events_total=head.seq)
+        check: DigestCheck | None = None
+        if digests is not None:
+            digest_chain = choose_chain(digests, chain_id)
+            recorded, recorded_count = _recorded_digests(database_url)
+            check = check_digests(digests, digest_chain, recorded_signatures=recorded, recorded_count=recorded_count)
+            report.digests_checked = True
+            report.digest_source = digests.description
+            report.digest_chain_id = digest_chain
+            report.digests_total = check.total
+            report.signing_keys = dict(check.fingerprints)
+        proven = [] if check is None else check.proven
+        cuts = sorted({digest.tree_size for digest in proven if digest.tree_size <= head.seq})
+        if workers is None:
+            workers = default_workers() if head.seq >= _POOL_MIN_EVENTS else 1
+        report.workers = workers
+        events = _verify_events(database_url, head, cuts, workers=workers, chunk_bits=chunk_bits, progress=progress)
+        report.events_checked = events.checked
+        report.redacted = events.redacted
+        valid_digests, mismatch = _compare(proven, events, head)
+        report.digests_valid = valid_digests
+        if valid_digests:
+            newest = proven[valid_digests - 1]
+            report.anchored_seq = newest.tree_size
+            report.newest_digest = {
+                "digest_seq": newest.digest_seq,
+                "tree_size": newest.tree_size,
+                "created_at": newest.created_at,
+                "root_hash": newest.root_hash,
+            }
+        if check is not None and check.problem is not None:
+            problem = check.problem
+            report.failure = Failure(problem.kind.value, None, problem.digest_seq, problem.message)
+        else:
+            report.failure = events.failure or mismatch
+    finally:
+        close_connections()
+    report.elapsed_seconds = time.monotonic() - started
+    return report

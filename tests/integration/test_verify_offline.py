@@ -1,0 +1,401 @@
+"""`audit-trail verify` against real PostgreSQL and moto (S3 with Object Lock, KMS ECC P-256): the tamper matrix.
+
+The digests are the anchor function's own (anchor.service.run_anchor), written to an Object-Locked bucket
+and signed by a moto KMS key. Every case tampers with one thing, the way someone with that access would
+(a database superuser with the append-only triggers off, or someone who can write to the bucket), and the
+verifier must fail with exactly that kind, at the right seq or digest. Event-level kinds are also covered,
+through GET /integrity/verify, in test_tamper_detection.py.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+import psycopg
+import pytest
+
+from anchor.digest_store import DigestStore
+from anchor.service import AnchorResult, run_anchor
+from anchor.signer import KmsSigner
+from audit_common import event_store
+from audit_common.db import PostgresTransport
+from audit_common.integrity import chain_hash, event_checksum
+from audit_common.integrity.digest import digest_bytes, digest_key, parse_digest
+from audit_common.models import AuditEventIn
+from audit_trail.cli import main
+from audit_trail.verify import Report, verify_offline
+from audit_trail.verify_digests import S3DigestSource
+from tests.support.aws import moto_account
+from tests.support.events import make_event
+
+BUCKET = "audit-digests-verify-test"
+CHAIN = "default"
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+# Four digests: after 10, 25 and 40 events, and one more after a quiet hour (tree size 40 again).
+BATCHES = (10, 15, 15, 0)
+EVENTS = sum(BATCHES)
+
+
+@dataclass
+class Trail:
+    """An anchored audit trail in the test database and moto, with the means to tamper with it."""
+
+    db_url: str
+    db: psycopg.Connection[Any]
+    transport: PostgresTransport
+    signer: KmsSigner
+    store: DigestStore
+    clock: list[datetime]
+
+    def anchor(self) -> AnchorResult:
+        self.clock[0] += timedelta(hours=1)
+        moment = self.clock[0]
+        return run_anchor(self.transport, self.signer, self.store, chain_id=CHAIN, now=lambda: moment)
+
+    def add_events(self, first: int, count: int) -> None:
+        if count:
+            events = [AuditEventIn.model_validate(make_event(n)) for n in range(first, first + count)]
+            event_store.store_events(self.transport, events)
+
+    def verify(self, **options: Any) -> Report:
+        return verify_offline(self.db_url, S3DigestSource(BUCKET, client=boto3.client("s3")), **options)
+
+    def as_superuser(self, *statements: str) -> None:
+        """What an attacker with the database's superuser does: triggers off, then anything."""
+        self.db.execute("set session_replication_role = replica")
+        for statement in statements:
+            self.db.execute(statement)
+
+    def reseal(self, first_seq: int = 1) -> None:
+        """Recompute every checksum and chain hash from ``first_seq`` on, and the chain head: a consistent rewrite."""
+        self.db.execute("set session_replication_role = replica")
+        previous = bytes(32)
+        if first_seq > 1:
+            row = self.db.execute("select chain_hash from audit.audit_events where seq = %s", (first_seq - 1,))
+            previous = bytes(row.fetchone()[0])  # type: ignore[index]
+        events = self.db.execute(
+            "select audit.event_json(e) from audit.audit_events e where e.seq >= %s order by e.seq", (first_seq,)
+        ).fetchall()
+        for (event,) in events:
+            checksum = event_checksum(event)
+            linked = chain_hash(previous, checksum)
+            self.db.execute(
+                "update audit.audit_events set checksum = %s, prev_hash = %s, chain_hash = %s where seq = %s",
+                (checksum, previous, linked, event["seq"]),
+            )
+            previous = linked
+        self.db.execute(
+            "update audit.chain_head set seq = (select coalesce(max(seq), 0) from audit.audit_events), chain_hash = %s",
+            (previous,),
+        )
+
+    # --- the bucket ---------------------------------------------------------------------------
+
+    def digest_object(self, digest_seq: int) -> tuple[bytes, str]:
+        response = boto3.client("s3").get_object(Bucket=BUCKET, Key=digest_key(CHAIN, digest_seq))
+        return response["Body"].read(), response["Metadata"]["signature"]
+
+    def overwrite_digest(self, digest_seq: int, body: bytes, signature: str) -> None:
+        """A new object version over the locked one: the bucket's latest view changes, the original stays."""
+        boto3.client("s3").put_object(
+            Bucket=BUCKET, Key=digest_key(CHAIN, digest_seq), Body=body, Metadata={"signature": signature}
+        )
+
+
+@pytest.fixture
+def trail(db_url: str, db: psycopg.Connection[Any], transport: PostgresTransport) -> Iterator[Trail]:
+    with moto_account():
+        boto3.client("s3").create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
+        key_arn = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+        trail = Trail(db_url, db, transport, KmsSigner(key_arn), DigestStore(BUCKET, 30), [T0])
+        first = 0
+        for count in BATCHES:
+            trail.add_events(first, count)
+            first += count
+            trail.anchor()
+        yield trail
+
+
+def assert_fails(report: Report, kind: str, *, seq: int | None = None, digest_seq: int | None = None) -> None:
+    assert report.failure is not None, report.lines()
+    assert (report.failure.kind, report.failure.seq, report.failure.digest_seq) == (kind, seq, digest_seq), (
+        report.failure
+    )
+    assert not report.valid
+
+
+# --- the control --------------------------------------------------------------------------------
+
+
+def test_an_untouched_trail_verifies(trail: Trail) -> None:
+    """Given 40 events anchored by 4 signed digests, When verified, Then every event and digest is valid."""
+    report = trail.verify()
+
+    assert report.valid, report.lines()
+    assert report.summary() == f"4/4 digests valid, {EVENTS}/{EVENTS} events valid, 0 redacted"
+    assert (report.anchored_seq, report.newest_digest and report.newest_digest["digest_seq"]) == (EVENTS, 4)
+    assert len(report.signing_keys) == 1
+
+
+def test_recorded_redactions_stay_valid(trail: Trail) -> None:
+    """Given two events redacted through the redaction function, When verified, Then valid and counted."""
+    event_ids = [make_event(n)["event_id"] for n in (3, 30)]
+    trail.transport.call(
+        "redact_events", {"p_event_ids": event_ids, "p_reason": "erasure", "p_actor": "dpo", "p_ref": "t-1"}
+    )
+
+    report = trail.verify()
+
+    assert report.valid, report.lines()
+    assert report.summary() == f"4/4 digests valid, {EVENTS}/{EVENTS} events valid, 2 redacted"
+
+
+def test_workers_and_small_chunks_give_the_same_verdicts(trail: Trail) -> None:
+    """Given chunks of 8 events spread over two processes, When verified, Then roots and failures are the same."""
+    assert trail.verify(workers=2, chunk_bits=3).valid
+
+    trail.as_superuser("update audit.audit_events set action = 'innocent' where seq = 17")
+
+    assert_fails(trail.verify(workers=2, chunk_bits=3), "modified", seq=17)
+
+
+# --- the tamper matrix ----------------------------------------------------------------------------
+
+
+def _insert_forged_event(trail: Trail) -> None:
+    """Shift seqs 20.. up by one and put a forged, properly linked event at seq 20."""
+    trail.as_superuser(
+        "update audit.audit_events set seq = -seq where seq >= 20",
+        "update audit.audit_events set seq = 1 - seq where seq < 0",
+        """insert into audit.audit_events (seq, event_id, "timestamp", event_type, user_id, action, status,
+                                           security_level, details, checksum, prev_hash, chain_hash)
+           select 20, 'forged-1', "timestamp", 'permission_change', 'mallory', 'grant_role', 'success', 'high',
+                  '{"role": "admin"}', checksum, prev_hash, chain_hash
+             from audit.audit_events where seq = 21""",
+    )
+    (event,) = trail.db.execute("select audit.event_json(e) from audit.audit_events e where seq = 20").fetchone()  # type: ignore[misc]
+    previous = bytes(trail.db.execute("select chain_hash from audit.audit_events where seq = 19").fetchone()[0])  # type: ignore[index]
+    checksum = event_checksum(event)
+    trail.db.execute(
+        "update audit.audit_events set checksum = %s, prev_hash = %s, chain_hash = %s where seq = 20",
+        (checksum, previous, chain_hash(previous, checksum)),
+    )
+
+
+def _truncate_consistently(trail: Trail) -> None:
+    trail.as_superuser("delete from audit.audit_events where seq > 30")
+    trail.reseal(30)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "kind", "seq"),
+    [
+        (lambda t: t.as_superuser("update audit.audit_events set action = 'innocent' where seq = 17"), "modified", 17),
+        (
+            lambda t: t.as_superuser("update audit.audit_events set details = details || '{\"x\": 1}' where seq = 33"),
+            "modified",
+            33,
+        ),
+        (lambda t: t.as_superuser("delete from audit.audit_events where seq = 12"), "missing", 12),
+        (_insert_forged_event, "inserted", 20),
+        (
+            lambda t: t.as_superuser(
+                "update audit.audit_events set seq = -20 where seq = 20",
+                "update audit.audit_events set seq = 20 where seq = 21",
+                "update audit.audit_events set seq = 21 where seq = -20",
+            ),
+            "reordered",
+            20,
+        ),
+        (
+            lambda t: t.as_superuser(
+                "update audit.audit_events set user_email = null, ip_address = null, user_agent = null,"
+                " session_id = null, details = '{}', metadata = '{}' where seq = 9"
+            ),
+            "redacted_without_record",
+            9,
+        ),
+        (_truncate_consistently, "missing", 31),
+    ],
+    ids=["modified", "modified-details", "missing", "inserted", "reordered", "redacted-without-record", "truncated"],
+)
+def test_event_tampering_is_named_at_its_seq(
+    trail: Trail, tamper: Callable[[Trail], None], kind: str, seq: int
+) -> None:
+    """Given one kind of tampering with the events, When verified, Then that kind at that seq, and exit 1."""
+    tamper(trail)
+
+    assert_fails(trail.verify(), kind, seq=seq)
+
+
+def test_a_deleted_digest_is_missing(trail: Trail) -> None:
+    """Given digest 2 deleted from the bucket (a delete marker: the locked version stays), Then digest_missing 2."""
+    boto3.client("s3").delete_object(Bucket=BUCKET, Key=digest_key(CHAIN, 2))
+
+    report = trail.verify()
+
+    assert_fails(report, "digest_missing", digest_seq=2)
+    assert report.digests_valid == 1  # digest 1 is still proven against the events
+
+
+def test_a_deleted_newest_digest_is_missing_because_the_database_recorded_it(trail: Trail) -> None:
+    boto3.client("s3").delete_object(Bucket=BUCKET, Key=digest_key(CHAIN, 4))
+
+    assert_fails(trail.verify(), "digest_missing", digest_seq=4)
+
+
+@pytest.mark.parametrize("digest_seq", [2, 4])
+def test_an_altered_digest(trail: Trail, digest_seq: int) -> None:
+    """Given a digest rewritten with another root but its own signature, Then digest_altered (also the newest)."""
+    body, signature = trail.digest_object(digest_seq)
+    forged = parse_digest(body).model_copy(update={"root_hash": "ab" * 32})
+    trail.overwrite_digest(digest_seq, digest_bytes(forged), signature)
+
+    assert_fails(trail.verify(), "digest_altered", digest_seq=digest_seq)
+
+
+def test_a_digest_that_is_not_canonical_json_is_altered(trail: Trail) -> None:
+    body, signature = trail.digest_object(3)
+    trail.overwrite_digest(3, body.replace(b",", b", ", 1), signature)
+
+    assert_fails(trail.verify(), "digest_altered", digest_seq=3)
+
+
+def test_a_changed_signature_is_invalid(trail: Trail) -> None:
+    """Given digest 2's signature with one byte flipped, Then signature_invalid at digest 2."""
+    body, signature = trail.digest_object(2)
+    raw = bytearray(base64.b64decode(signature))
+    raw[len(raw) // 2] ^= 0x01
+    trail.overwrite_digest(2, body, base64.b64encode(bytes(raw)).decode())
+
+    assert_fails(trail.verify(), "signature_invalid", digest_seq=2)
+
+
+def test_a_digest_signed_by_another_key_is_invalid(trail: Trail) -> None:
+    """Given the newest digest re-signed by a key the attacker controls, Then signature_invalid."""
+    body, _ = trail.digest_object(4)
+    other = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    trail.overwrite_digest(4, body, KmsSigner(other).sign(body))
+
+    assert_fails(trail.verify(), "signature_invalid", digest_seq=4)
+
+
+def test_a_consistently_rewritten_event_is_caught_by_the_root(trail: Trail) -> None:
+    """Given seq 17 edited and every checksum and hash after it recomputed, Then root_mismatch at digest 2."""
+    trail.as_superuser("update audit.audit_events set action = 'innocent' where seq = 17")
+    trail.reseal(17)
+
+    report = trail.verify()
+
+    assert_fails(report, "root_mismatch", digest_seq=2)
+    assert report.digests_valid == 1
+    assert report.events_checked == EVENTS  # the chain itself is flawless
+
+
+def test_a_rewrite_of_the_whole_chain_by_a_superuser_is_caught_by_the_signed_digests(trail: Trail) -> None:
+    """Given every event re-attributed and the whole chain recomputed (head included), When verified without
+    digests, Then the database alone looks valid; When verified with the digests, Then root_mismatch at digest 1."""
+    trail.as_superuser("update audit.audit_events set user_id = 'someone-else'")
+    trail.reseal(1)
+
+    assert verify_offline(trail.db_url).valid
+    assert_fails(trail.verify(), "root_mismatch", digest_seq=1)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["verify", *args])
+    return code, capsys.readouterr().out
+
+
+def test_cli_prints_the_summary_and_exits_zero(trail: Trail, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_cli(capsys, "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--no-progress")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"4/4 digests valid, {EVENTS}/{EVENTS} events valid, 0 redacted"
+    assert any(line.startswith("signing key arn:aws:kms:") for line in lines)
+    assert "newest valid is digest 4 (tree size 40" in out
+    assert "FAILED" not in out
+
+
+def test_cli_json_names_the_failure_and_exits_one(trail: Trail, capsys: pytest.CaptureFixture[str]) -> None:
+    trail.as_superuser("update audit.audit_events set user_id = 'mallory' where seq = 7")
+
+    code, out = run_cli(capsys, "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--json")
+
+    assert code == 1
+    result = orjson.loads(out)
+    assert (result["valid"], result["reason"], result["first_invalid_seq"], result["digest_seq"]) == (
+        False,
+        "modified",
+        7,
+        None,
+    )
+    assert result["events"] == {"checked": 6, "total": EVENTS, "redacted": 0, "anchored": 0}
+    assert (result["digests"]["checked"], result["digests"]["total"], result["digests"]["valid"]) == (True, 4, 0)
+    assert result["summary"] == f"0/4 digests valid, 6/{EVENTS} events valid, 0 redacted"
+
+
+def test_cli_names_a_bad_digest(trail: Trail, capsys: pytest.CaptureFixture[str]) -> None:
+    body, _ = trail.digest_object(3)
+    trail.overwrite_digest(3, body, base64.b64encode(b"not a signature").decode())
+
+    code, out = run_cli(capsys, "--database-url", trail.db_url, "--digest-bucket", BUCKET)
+
+    assert code == 1
+    assert "FAILED at digest 3: signature_invalid:" in out
+
+
+def test_cli_saves_the_digests_and_verifies_them_offline(
+    trail: Trail, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given the digests saved from the bucket, When verified from the directory (with or without .sig files,
+    with the saved key or a given one), Then the same verdict; a wrong public key is signature_invalid."""
+    saved = tmp_path / "saved"
+    code, _ = run_cli(capsys, "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--save-digests", str(saved))
+    assert code == 0
+    chain_dir = saved / "digests" / CHAIN
+    assert sorted(path.name for path in chain_dir.glob("*.json")) == [f"{n:010d}.json" for n in range(1, 5)]
+    (pem,) = (chain_dir / "public-keys").glob("*.pem")
+
+    code, out = run_cli(capsys, "--database-url", trail.db_url, "--digests-dir", str(saved), "--public-key", str(pem))
+    assert (code, out.splitlines()[0]) == (0, f"4/4 digests valid, {EVENTS}/{EVENTS} events valid, 0 redacted")
+
+    # Without the .sig files every signature is still known: the next digest's copy, and the database's.
+    for signature_file in chain_dir.glob("*.sig"):
+        signature_file.unlink()
+    code, _ = run_cli(capsys, "--database-url", trail.db_url, "--digests-dir", str(chain_dir))
+    assert code == 0
+
+    other = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    other_pem = tmp_path / "other.pem"
+    other_pem.write_bytes(boto3.client("kms").get_public_key(KeyId=other)["PublicKey"])  # DER is accepted too
+    code, out = run_cli(
+        capsys, "--database-url", trail.db_url, "--digests-dir", str(saved), "--public-key", str(other_pem)
+    )
+    assert code == 1
+    assert "FAILED at digest 1: signature_invalid:" in out
+
+
+def test_cli_usage_errors_exit_two(trail: Trail, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", "--database-url", trail.db_url, "--digests-dir", str(tmp_path / "nowhere")]) == 2
+    assert main(["verify", "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--chain-id", "other"]) == 2
+    assert main(["verify", "--database-url", trail.db_url, "--digests-dir", str(tmp_path)]) == 2  # no digests there
+    with pytest.raises(SystemExit) as both:
+        main(["verify", "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--digests-dir", str(tmp_path)])
+    assert both.value.code == 2
+    with pytest.raises(SystemExit) as ranged:
+        main(["verify", "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--from-seq", "5"])
+    assert ranged.value.code != 0
+    errors = capsys.readouterr().err
+    assert "no digests of chain 'other'" in errors
