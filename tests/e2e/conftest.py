@@ -7,6 +7,9 @@ tests talk to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from audit_trail.postgres import create_database, drop_database, server_url
+from audit_trail.postgres import (
+    create_database,
+    drop_database,
+    embedded_server_url,
+    release_embedded_server,
+    server_url,
+)
 from tests.e2e._stack import RunningStack, start_stack
 
 
@@ -25,9 +34,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Admin URL of the PostgreSQL server the e2e tests create their databases on."""
-    return server_url(Path(tmp_path_factory.getbasetemp()).parent / "pgdata")
+def pg_admin_url() -> Iterator[str]:
+    """Admin URL of the PostgreSQL server the e2e tests create their databases on.
+
+    Without DATABASE_URL: an embedded server per test worker, in a directory outside pytest's temp
+    root. As root, pgserver opens the path up for its own system user, and any pytest starting
+    meanwhile on this machine closes its 0700 temp root again, under the server's feet.
+    """
+    if os.environ.get("DATABASE_URL"):
+        yield server_url()
+        return
+    directory = Path(tempfile.mkdtemp(prefix="audit-e2e-pg-"))
+    try:
+        yield embedded_server_url(directory / "pgdata")
+    finally:
+        release_embedded_server(directory / "pgdata")
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

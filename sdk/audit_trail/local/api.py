@@ -10,6 +10,7 @@ method 405, in the error envelope the template's GatewayResponses use. A local-o
 from __future__ import annotations
 
 import base64
+import fnmatch
 import threading
 import time
 import traceback
@@ -24,7 +25,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from audit_trail.local.runtime import Runtime, UnknownSchedule
-from audit_trail.local.template import ACCOUNT_ID, Route
+from audit_trail.local.template import ACCOUNT_ID, REGION, Authorizer, Route
 
 ADMIN_PREFIX: Final = "/_local"
 STAGE: Final = "v1"
@@ -113,6 +114,30 @@ def proxy_response(result: Any) -> Response:
     return Response(data, status=result["statusCode"], headers=headers)
 
 
+def _context_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_effect(policy: Any, method_arn: str) -> str | None:
+    """What an authorizer's IAM policy says about invoking `method_arn`: Deny wins, then Allow, else None."""
+    effects: set[str] = set()
+    for statement in _as_list((policy or {}).get("Statement") or []):
+        actions = [str(a) for a in _as_list(statement.get("Action", []))]
+        if not any(fnmatch.fnmatchcase("execute-api:Invoke", a) for a in actions):
+            continue
+        if any(fnmatch.fnmatchcase(method_arn, str(r)) for r in _as_list(statement.get("Resource", []))):
+            effects.add(str(statement.get("Effect")))
+    if "Deny" in effects:
+        return "Deny"
+    return "Allow" if "Allow" in effects else None
+
+
 class LocalApi:
     """The WSGI application: routing, proxy events, the admin routes."""
 
@@ -151,12 +176,47 @@ class LocalApi:
 
     def _call(self, request: Request, route: Route, parameters: dict[str, str]) -> Response:
         event = proxy_event(request, route, parameters)
+        if route.authorizer is not None:
+            refused = self._authorize(route.authorizer, event)
+            if refused is not None:
+                return refused
         try:
             return proxy_response(self.runtime.invoke(route.function, event))
         except Exception:
             # API Gateway shows a failed invocation as 502; the trace is for the developer's terminal only.
             self._log(f"{route.function} raised:\n{traceback.format_exc()}")
             return _error(502, "BAD_GATEWAY", "Internal server error: the function failed (see the stack's log)")
+
+    def _authorize(self, authorizer: Authorizer, event: dict[str, Any]) -> Response | None:
+        """Run the route's Lambda authorizer as API Gateway would; None when allowed (the event then
+        carries the principal in requestContext.authorizer), else the gateway's 401/403/500."""
+        headers = {name.lower(): value for name, value in (event["headers"] or {}).items()}
+        if any(not headers.get(name.lower()) for name in authorizer.headers):
+            return _error(401, "UNAUTHORIZED", "Unauthorized")
+        method_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:local/{STAGE}/{event['httpMethod']}{event['path']}"
+        if authorizer.payload == "TOKEN":
+            request_event: dict[str, Any] = {
+                "type": "TOKEN",
+                "authorizationToken": headers[authorizer.headers[0].lower()],
+                "methodArn": method_arn,
+            }
+        else:
+            request_event = {"type": "REQUEST", "methodArn": method_arn, **event}
+            request_event.pop("body", None)
+            request_event.pop("isBase64Encoded", None)
+        try:
+            answer = self.runtime.invoke(authorizer.function, request_event)
+        except Exception as exc:
+            if str(exc) == "Unauthorized":  # the one message API Gateway turns into 401
+                return _error(401, "UNAUTHORIZED", "Unauthorized")
+            self._log(f"{authorizer.function} raised:\n{traceback.format_exc()}")
+            return _error(500, "AUTHORIZER_FAILURE", "Authorizer error")
+        if policy_effect(answer.get("policyDocument") if isinstance(answer, dict) else None, method_arn) != "Allow":
+            return _error(403, "ACCESS_DENIED", "User is not authorized to access this resource")
+        # REST APIs hand the authorizer's context to the function as strings, beside the principal id.
+        context = {key: _context_value(value) for key, value in (answer.get("context") or {}).items()}
+        event["requestContext"]["authorizer"] = {"principalId": answer.get("principalId"), **context}
+        return None
 
     def _admin(self, request: Request) -> Response:
         path = request.path[len(ADMIN_PREFIX) :]

@@ -295,13 +295,22 @@ class Demo:
             raise DemoFailed(f"POST /reports answered {answer.status_code}: {answer.text[:300]}")
         report = answer.json()
         link = _download_url(report)
-        show.fact(f"report {report.get('report_id')}")
-        show.fact(f"presigned link: {link}")
+        show.fact(
+            f"report {report.get('report_id')}: {report.get('total_events') or 0:,} events in scope, "
+            f"overall {report.get('overall_status') or report.get('status')}"
+        )
+        for name, stored in sorted((report.get("formats") or {}).items()):
+            show.fact(f"  {name:5} {stored.get('size_bytes', 0):>9,} bytes  s3://.../{stored.get('key')}")
+        show.fact(f"presigned link ({report.get('expires_in') or '?'} s): {link}")
         download = httpx.get(link, timeout=60.0)
         if download.status_code != 200:
             raise DemoFailed(f"the presigned link answered {download.status_code}")
         digest = hashlib.sha256(download.content).hexdigest()
-        show.fact(f"downloaded {len(download.content):,} bytes, SHA-256 {digest[:16]}...")
+        recorded = ((report.get("formats") or {}).get(report.get("download_format") or "") or {}).get("sha256")
+        match = "matches the SHA-256 recorded with the report" if digest == recorded else f"SHA-256 {digest[:16]}..."
+        if recorded and digest != recorded:
+            raise DemoFailed("the downloaded report does not match the SHA-256 recorded with it")
+        show.fact(f"downloaded {len(download.content):,} bytes through the link; {match}")
 
     def _tamper(self, database_url: str) -> int:
         with psycopg.connect(database_url, autocommit=True) as conn:

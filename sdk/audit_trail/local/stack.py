@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
@@ -40,6 +41,7 @@ from audit_trail.local.template import STACK_NAME, Template, find_template
 DEFAULT_DATA_DIR: Final = Path(".audit-trail")
 STATE_FILE: Final = "local-stack.json"
 EMBEDDED_DATABASE: Final = "audit_trail"
+NOT_LOCAL_SECRETS: Final = frozenset({"DatabaseSecretArn", "SupabaseKeySecretArn"})
 Log = Callable[[str], None]
 _logger = logging.getLogger("audit_trail.local")
 
@@ -105,6 +107,8 @@ class LocalStack:
         self.database_url = ""
         self.moto_endpoint = ""
         self.webhook_secret = ""
+        self.local_secrets: dict[str, str] = {}
+        """Values of the secrets created for the template's `*SecretArn` parameters, by parameter name."""
         self.provisioned = Provisioned()
         self.migrations_applied: list[str] = []
         self.template: Template | None = None
@@ -149,12 +153,7 @@ class LocalStack:
         self._moto = MotoServer(config.moto_port)
         self.moto_endpoint = self._moto.start()
         self._set_env(client_env(self.moto_endpoint))
-        # The webhook secret lives in Secrets Manager, as in AWS: the template's WebhookSecretArn
-        # parameter points at it and the detect function reads it at run time.
-        self.webhook_secret = secrets.token_urlsafe(24)
-        if "WebhookSecretArn" in self.template.parameters and not config.parameters.get("WebhookSecretArn"):
-            arn = create_secret(self.moto_endpoint, f"{STACK_NAME}/webhook-secret", self.webhook_secret)
-            self.template.parameters["WebhookSecretArn"] = arn
+        self._create_local_secrets()
         self.provisioned = provision(self.template, self.moto_endpoint)
 
         self.runtime = Runtime(self.template)
@@ -230,6 +229,24 @@ class LocalStack:
 
     # -- parts -------------------------------------------------------------------------------------
 
+    def _create_local_secrets(self) -> None:
+        """A random value in Secrets Manager for every secret the template takes by ARN (webhook, JWT, ...).
+
+        As in AWS, the parameter holds the ARN and the function reads the value at run time. The
+        database's secrets are left out: the stack hands the functions its database URL directly.
+        """
+        assert self.template is not None
+        for name, value in self.template.parameters.items():
+            if not name.endswith("SecretArn") or value or name in NOT_LOCAL_SECRETS or name in self.config.parameters:
+                continue
+            secret = secrets.token_urlsafe(32)
+            words = re.sub(r"(?<!^)(?=[A-Z])", "-", name.removesuffix("Arn")).lower()
+            self.template.parameters[name] = create_secret(self.moto_endpoint, f"{STACK_NAME}/{words}", secret)
+            self.local_secrets[name] = secret
+        self.webhook_secret = self.local_secrets.get("WebhookSecretArn") or secrets.token_urlsafe(32)
+        if "WebhookSecretArn" not in self.local_secrets:
+            self._set_env({"AUDIT_WEBHOOK_SECRET": self.webhook_secret})
+
     def _database(self) -> str:
         if self.config.database_url:
             return self.config.database_url
@@ -299,7 +316,8 @@ class LocalStack:
         path = state_path(self.config.data_dir)
         path.write_text("")
         path.chmod(0o600)  # it holds the database URL, password included
-        path.write_text(json.dumps({**self.status(), "database_url": self.database_url}, indent=2))
+        state = {**self.status(), "database_url": self.database_url, "secrets": self.local_secrets}
+        path.write_text(json.dumps(state, indent=2))
 
     # -- describing --------------------------------------------------------------------------------
 

@@ -72,11 +72,25 @@ class Route:
     function: str
     pattern: re.Pattern[str]
     literal_segments: int
+    authorizer: Authorizer | None = None
+    """The Lambda authorizer API Gateway runs first (None: none, or IAM, which is not checked locally)."""
 
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters when `path` fits this route's path template, else None."""
         found = self.pattern.fullmatch(path)
         return None if found is None else found.groupdict()
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """A Lambda authorizer of a SAM Api (Auth.Authorizers)."""
+
+    name: str
+    function: str
+    payload: str
+    """TOKEN or REQUEST."""
+    headers: tuple[str, ...]
+    """Identity source headers: a request without them is refused (401) before the function runs."""
 
 
 @dataclass(frozen=True)
@@ -190,22 +204,47 @@ class Template:
             for name in self.of_type("AWS::Serverless::LayerVersion")
         ]
 
-    def _events(self, kinds: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any]]]:
-        events: list[tuple[str, str, dict[str, Any]]] = []
+    def _events(self, kinds: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+        """(function, event name, evaluated properties, raw properties) of the functions' events."""
+        events: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         for function in self.of_type("AWS::Serverless::Function"):
             raw = self.resources[function].get("Properties", {}).get("Events") or {}
             for event_name, event in raw.items():
                 if event.get("Type") in kinds:
-                    props = self.evaluate(event.get("Properties") or {})
-                    events.append((function, event_name, props if isinstance(props, dict) else {}))
+                    raw_props = event.get("Properties") or {}
+                    props = self.evaluate(raw_props)
+                    events.append((function, event_name, props if isinstance(props, dict) else {}, raw_props))
         return events
+
+    def authorizers(self, api: str) -> tuple[str | None, dict[str, Authorizer]]:
+        """A SAM Api's default authorizer name and its Lambda authorizers."""
+        raw_auth = (self.resources.get(api, {}).get("Properties") or {}).get("Auth") or {}
+        default = self.evaluate(raw_auth.get("DefaultAuthorizer"))
+        found: dict[str, Authorizer] = {}
+        for name, spec in (raw_auth.get("Authorizers") or {}).items():
+            arn = spec.get("FunctionArn")
+            target = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
+            if not target:
+                continue  # Cognito user pools and the like: not run locally
+            function = target[0] if isinstance(target, list) else str(target).split(".", 1)[0]
+            identity = self.evaluate(spec.get("Identity") or {})
+            payload = str(self.evaluate(spec.get("FunctionPayloadType", "TOKEN"))).upper()
+            headers = identity.get("Headers") or ([identity["Header"]] if identity.get("Header") else [])
+            if payload == "TOKEN" and not headers:
+                headers = ["Authorization"]
+            found[name] = Authorizer(name, function, payload, tuple(str(h) for h in headers))
+        return (str(default) if default else None), found
 
     def routes(self) -> list[Route]:
         """API routes, most specific first (API Gateway prefers literal segments over parameters)."""
         routes = []
-        for function, _name, props in self._events(("Api",)):
+        for function, _name, props, raw in self._events(("Api",)):
             path, method = str(props["Path"]), str(props["Method"]).upper()
             pattern, literal = route_pattern(path)
+            api = raw.get("RestApiId")
+            api_id = api.get("Ref") if isinstance(api, dict) else None
+            default, authorizers = self.authorizers(str(api_id)) if api_id else (None, {})
+            chosen = (props.get("Auth") or {}).get("Authorizer", default)
             routes.append(
                 Route(
                     "ANY" if method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method,
@@ -213,6 +252,7 @@ class Template:
                     function,
                     pattern,
                     literal,
+                    authorizers.get(str(chosen)) if chosen else None,
                 )
             )
         return sorted(routes, key=lambda r: (-r.literal_segments, r.method == "ANY", r.path))
@@ -220,7 +260,7 @@ class Template:
     def schedules(self) -> list[Schedule]:
         """Scheduled events (EventBridge Scheduler or rules) with their explicit input."""
         found = []
-        for function, name, props in self._events(("ScheduleV2", "Schedule")):
+        for function, name, props, _raw in self._events(("ScheduleV2", "Schedule")):
             raw_input = props.get("Input")
             found.append(
                 Schedule(

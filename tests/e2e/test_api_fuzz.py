@@ -1,0 +1,82 @@
+"""Property-based fuzz of the whole HTTP API against the committed OpenAPI document.
+
+Schemathesis generates requests for every operation in docs/openapi.json (valid ones and, through
+its negative mode, ones that break the schema) and sends them to `audit-trail local`, which runs the
+real handlers on a real database. For every answer: no 5xx, no stack trace, JSON where JSON is
+promised, the error envelope on every refusal, and a refused POST /events stores nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from tests.e2e._stack import RunningStack, start_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+schema = schemathesis.openapi.from_path(ROOT / "docs" / "openapi.json")
+
+# Strings that betray an unhandled exception or an internal detail in an answer.
+LEAKS = ("Traceback (most recent call last)", 'File "/', "psycopg.", "botocore.", "pydantic_core")
+
+
+@pytest.fixture(scope="module")
+def fuzz_stack(pg_admin_url: str) -> Iterator[RunningStack]:
+    """One stack for the whole module (starting one per operation would dominate the run)."""
+    from audit_trail.postgres import create_database, drop_database
+
+    name = f"audit_fuzz_{uuid.uuid4().hex[:12]}"
+    url = create_database(pg_admin_url, name)
+    data_dir = Path(tempfile.mkdtemp(prefix="audit-fuzz-"))
+    running = start_stack(url, data_dir / "stack")
+    try:
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        drop_database(pg_admin_url, name)
+
+
+def _event_count(database_url: str) -> int:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("select count(*) from audit.audit_events").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_api_never_fails_open(case: Any, fuzz_stack: RunningStack) -> None:
+    """Given any request the schema allows or breaks, then the API answers it cleanly."""
+    writes_events = case.method.upper() == "POST" and case.path == "/events"
+    before = _event_count(fuzz_stack.database_url) if writes_events else 0
+    response = case.call(base_url=fuzz_stack.api_url, timeout=60)
+    text = response.text
+    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {text[:500]}"
+    for leak in LEAKS:
+        assert leak not in text, f"{case.method} {case.formatted_path} leaks {leak!r}: {text[:500]}"
+    content_type = response.headers.get("content-type") or [""]  # schemathesis: header -> list of values
+    if content_type[0].startswith("application/json"):
+        body = response.json()
+        if response.status_code >= 400:
+            assert isinstance(body, dict)
+            assert {"code", "message"} <= set(body.get("error", {})), body
+    if writes_events:
+        after = _event_count(fuzz_stack.database_url)
+        if response.status_code >= 400:
+            assert after == before, f"a refused POST /events stored {after - before} event(s)"
+        else:
+            assert after - before == response.json()["created"]
