@@ -43,7 +43,7 @@ STATUS_ICONS: Final = {Status.PASS: "✓", Status.ATTENTION: "!", Status.FAIL: "
 STATUS_COLORS: Final = {Status.PASS: "#1a7f37", Status.ATTENTION: "#bf8700", Status.FAIL: "#cf222e"}
 SEVERITIES: Final = ("critical", "high", "medium", "low")
 SEVERITY_COLORS: Final = {"critical": "#a40e26", "high": "#cf222e", "medium": "#bc4c00", "low": "#6e7781"}
-TRIGGER_LABELS: Final = {"api": "On demand (API)", "schedule": "Scheduled"}
+TRIGGER_LABELS: Final = {"api": "on demand, via the API", "schedule": "scheduled run"}
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,8 @@ def _charts(report: Report, counts: dict[Status, int]) -> dict[str, Markup]:
     trend = summary.risk_trend
     charts: dict[str, Markup] = {}
     unit = "hour" if summary.trend_granularity == "hour" else "day"
-    if trend:
+    # An empty period has a trend of zero buckets: the page says "no events" instead of drawing flat lines.
+    if trend and not report.empty:
         labels = [_bucket_label(b.bucket_start, summary.trend_granularity, i == 0) for i, b in enumerate(trend)]
         span = f"{len(trend)} {unit}s from {labels[0]} to {labels[-1]}"
 

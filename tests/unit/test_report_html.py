@@ -186,7 +186,7 @@ def test_header_and_summary_show_the_reports_identity_and_numbers() -> None:
     for expected in (
         "0b7e2f7c-7a51-4d0e-8f0e-3c2d1b0a9f88",
         "2026-11-08 00:03:12 UTC",
-        "schedule:weekly-pci_dss (Scheduled)",
+        "schedule:weekly-pci_dss (scheduled run)",
         "audit-trail-reports 1.0.0",
         "Compliance tag: pci_dss",
         "(end exclusive, 7 days)",
@@ -322,8 +322,12 @@ def test_empty_period_says_so() -> None:
             total_events=0,
             distinct_users=0,
             failures=Failures(count=0, rate=0.0),
-            alerts_by_severity={},
-            risk_trend=[],
+            alerts_by_severity={"low": 0, "medium": 0, "high": 0, "critical": 0},
+            # As the service makes it: every bucket of the period, all zero.
+            risk_trend=[
+                RiskBucket(bucket_start=f"2026-11-01T{h:02d}:00:00Z", events=0, failures=0, alerts=0) for h in range(24)
+            ],
+            trend_granularity="hour",
             events_by_type={},
             overall_status=Status.ATTENTION,
         ),
