@@ -59,6 +59,13 @@ class PayloadTooLarge(AuditError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(AuditError):
+    """A body sent with a Content-Type the route does not read (JSON only)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class InvalidInput(AuditError):
     """Well-formed JSON that breaks the event schema; `errors` names every refused field."""
 

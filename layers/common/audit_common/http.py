@@ -6,6 +6,8 @@ Every error is `{"error": {"code", "message"}}` with the right status; refused i
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -17,7 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_common.api import ErrorResponse
-from audit_common.errors import AuditError, BadRequest, NotFound, PayloadTooLarge
+from audit_common.errors import AuditError, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from audit_common.observability import logger, metrics, tracer
 from audit_common.validation import invalid_input
 
@@ -33,6 +35,7 @@ ERROR_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
     for status, description in (
         (400, "Unreadable request (bad JSON, bad cursor)"),
         (413, "Body larger than 5 MiB"),
+        (415, "Body sent with a Content-Type other than application/json"),
         (422, "Refused input; `errors` names each field"),
         (503, "Event store unavailable; retry"),
     )
@@ -99,12 +102,35 @@ def create_resolver() -> APIGatewayRestResolver:
     return app
 
 
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Refuse an oversized body before parsing it (that cost is what a flood wants us to pay), then route."""
+    """Refuse an oversized body before parsing it (that cost is what a flood wants us to pay), and a
+    body that is not JSON (Powertools would try to parse forms itself, and fail with a 500), then route."""
     body = event.get("body") or ""
     if len(body) > MAX_BODY_BYTES:
         return proxy_error(PayloadTooLarge(f"body: {len(body)} bytes; the limit is {MAX_BODY_BYTES}; split the batch"))
+    headers = event.get("headers") or {}
+    content_type = next((str(value) for name, value in headers.items() if name.lower() == "content-type"), "")
+    if body and content_type and not _is_json(content_type):
+        return proxy_error(
+            UnsupportedMediaType(f"Content-Type: {content_type!r} is not read here; send application/json")
+        )
+    if body and event.get("isBase64Encoded") and not _is_utf8_base64(body):
+        return proxy_error(BadRequest("body: not UTF-8 text (JSON must be UTF-8, RFC 8259)"))
     return app.resolve(event, context)
+
+
+def _is_utf8_base64(body: str) -> bool:
+    # API Gateway base64-encodes bodies it cannot pass as text; JSON is UTF-8 or nothing.
+    try:
+        base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return True
 
 
 def api_lambda_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
