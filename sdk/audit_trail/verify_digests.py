@@ -349,28 +349,32 @@ def check_digests(
         if digest.signing_key_id not in keys:
             keys[digest.signing_key_id] = _load_key(source, check, digest.signing_key_id)
         key = keys[digest.signing_key_id]
-        problem = _signature_problem(record, digest, signature, key, {pinned, recorded.get(seq)} - {None})
         if (
-            problem is not None
-            and problem.kind is FailureKind.DIGEST_ALTERED
-            and digest.signing_key_id not in verified_keys
-            and not _verifies(by_seq.get(seq + 1), successor, key, recorded.get(seq + 1), digest.signing_key_id)
+            signature is None
+            or key is None
+            or not verify_signature(record.body, signature, key, digest.signing_algorithm)
         ):
-            # An authentic signature that fails means a changed body only if the key is the signer's:
-            # it verified another digest, or the next one. Otherwise the key is wrong, not the digest.
-            problem = DigestProblem(
-                FailureKind.SIGNATURE_INVALID,
-                seq,
-                f"digest {seq} ({record.location}): the signature does not verify with key"
-                f" {digest.signing_key_id} ({digest.signing_algorithm}), nor does the next digest's:"
-                " is it the right public key?",
+            # An authentic signature (the copy the next digest pinned, or the database's) that fails means a
+            # changed body, provided the key is right: it verified an earlier digest, or verifies the next one.
+            authentic = signature is not None and signature in {pinned, recorded.get(seq)}
+            next_record = by_seq.get(seq + 1)
+            key_right = bool(verified_keys) or (
+                successor is not None
+                and next_record is not None
+                and _verifies(
+                    next_record,
+                    successor,
+                    keys.setdefault(successor.signing_key_id, _load_key(source, check, successor.signing_key_id)),
+                    recorded.get(seq + 1),
+                )
             )
-        if problem is not None:
-            check.problem = problem
+            check.problem = _signature_problem(record, digest, signature, key, altered=authentic and key_right)
             return check
         if previous is not None and previous_record is not None:
             link = _link_problem(previous, previous_signature, digest)
             if link is not None:
+                if link.digest_seq == previous.digest_seq:
+                    check.proven.pop()  # the predecessor was replaced: it proves nothing
                 check.problem = link
                 return check
         verified_keys.add(digest.signing_key_id)
@@ -379,14 +383,14 @@ def check_digests(
     return check
 
 
-def _verifies(
-    record: DigestRecord | None, digest: Digest | None, key: bytes | None, recorded: str | None, key_id: str
-) -> bool:
-    """Does ``record`` (parsed as ``digest``) verify with ``key``, signed by ``key_id``?"""
-    if record is None or digest is None or key is None or digest.signing_key_id != key_id:
-        return False
+def _verifies(record: DigestRecord, digest: Digest, key: bytes | None, recorded: str | None) -> bool:
+    """Does ``record`` (parsed as ``digest``) verify with ``key``, by its own signature or the database's copy?"""
     signature = record.signature or recorded
-    return signature is not None and verify_signature(record.body, signature, key, digest.signing_algorithm)
+    return (
+        key is not None
+        and signature is not None
+        and verify_signature(record.body, signature, key, digest.signing_algorithm)
+    )
 
 
 def _load_key(source: DigestSource, check: DigestCheck, signing_key_id: str) -> bytes | None:
@@ -400,25 +404,23 @@ def _load_key(source: DigestSource, check: DigestCheck, signing_key_id: str) -> 
 
 
 def _signature_problem(
-    record: DigestRecord, digest: Digest, signature: str | None, key: bytes | None, authentic: set[str | None]
-) -> DigestProblem | None:
-    """None when ``signature`` verifies the body; else ``digest_altered`` if the signature is authentic
-    (the copy the next digest pinned, or the database's), ``signature_invalid`` otherwise."""
+    record: DigestRecord, digest: Digest, signature: str | None, key: bytes | None, *, altered: bool
+) -> DigestProblem:
+    """The failure of a digest whose signature does not verify: ``digest_altered`` when the signature is
+    authentic and the key right (so the body changed), else ``signature_invalid``."""
     seq = digest.digest_seq
+    if altered:
+        return DigestProblem(
+            FailureKind.DIGEST_ALTERED,
+            seq,
+            f"digest {seq} ({record.location}) was changed after it was signed: its own signature, "
+            "as the next digest or the database recorded it, no longer verifies its body",
+        )
     if key is None:
         return DigestProblem(
             FailureKind.SIGNATURE_INVALID,
             seq,
             f"digest {seq}: no public key for signing key {digest.signing_key_id} (pass --public-key)",
-        )
-    if signature is not None and verify_signature(record.body, signature, key, digest.signing_algorithm):
-        return None
-    if signature is not None and signature in authentic:
-        return DigestProblem(
-            FailureKind.DIGEST_ALTERED,
-            seq,
-            f"digest {seq} ({record.location}) was changed after it was signed: its own signature, "
-            "as recorded elsewhere, no longer verifies its body",
         )
     return DigestProblem(
         FailureKind.SIGNATURE_INVALID,
