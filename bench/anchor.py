@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -147,6 +148,7 @@ class Measured:
     """One anchor run."""
 
     label: str
+    scenario: int
     history: int
     new_events: int
     seconds: float
@@ -180,7 +182,9 @@ def generate(url: str, first: int, count: int, tag: str) -> float:
     return time.perf_counter() - started
 
 
-def measure(label: str, history: int, transport: TimedTransport, signer: KmsSigner, store: DigestStore) -> Measured:
+def measure(
+    label: str, scenario: int, history: int, transport: TimedTransport, signer: KmsSigner, store: DigestStore
+) -> Measured:
     transport.reset()
     TimedSigner.seconds = TimedStore.seconds = 0.0
     started = time.perf_counter()
@@ -188,6 +192,7 @@ def measure(label: str, history: int, transport: TimedTransport, signer: KmsSign
     seconds = time.perf_counter() - started
     return Measured(
         label=label,
+        scenario=scenario,
         history=history,
         new_events=result.new_events,
         seconds=seconds,
@@ -220,7 +225,7 @@ def check(url: str, transport: TimedTransport, results: Results, history: int) -
     )
 
 
-def scenario(admin_url: str, history: int, new: int, results: Results, keep: bool) -> None:
+def scenario(admin_url: str, history: int, new: int, repeats: int, results: Results, keep: bool) -> None:
     dbname = f"audit_bench_anchor_{uuid.uuid4().hex[:10]}"
     url = create_database(admin_url, dbname)
     try:
@@ -240,13 +245,15 @@ def scenario(admin_url: str, history: int, new: int, results: Results, keep: boo
             signer, store = TimedSigner(key), TimedStore(BUCKET, 1)
             progress(f"history {history:,}: first anchor (one-time, builds the tiles)")
             checkpoint(url)
-            results.runs.append(measure("first anchor of the history (one-time)", 0, transport, signer, store))
-            progress(f"history {history:,}: {new:,} new events, then the hourly run")
-            generate(url, 1, new, "new")
-            vacuum_analyze(url)
-            checkpoint(url)
-            results.runs.append(measure("hourly run", history, transport, signer, store))
-            results.runs.append(measure("hourly run, no new events", history + new, transport, signer, store))
+            results.runs.append(measure("first anchor of the history (one-time)", history, 0, transport, signer, store))
+            for repeat in range(repeats):
+                progress(f"history {history:,}: {new:,} new events, then the hourly run ({repeat + 1}/{repeats})")
+                generate(url, 1, new, f"new{repeat}")
+                vacuum_analyze(url)
+                checkpoint(url)
+                results.runs.append(measure("hourly run", history, history + repeat * new, transport, signer, store))
+            end = history + repeats * new
+            results.runs.append(measure("hourly run, no new events", history, end, transport, signer, store))
             check(url, transport, results, history)
         transport.close()
     finally:
@@ -296,12 +303,21 @@ def report(results: Results) -> str:
         ),
         "",
     ]
-    if len(hourly) >= 2:
-        shortest, longest = min(hourly, key=lambda r: r.history), max(hourly, key=lambda r: r.history)
+    by_history: dict[int, list[float]] = defaultdict(list)
+    for run in hourly:
+        by_history[run.scenario].append(run.seconds)
+    medians = {history: statistics.median(seconds) for history, seconds in by_history.items()}
+    for history, median in sorted(medians.items()):
         lines.append(
-            f"hourly run with {longest.history:,} events of history / with {shortest.history:,}:"
-            f" {longest.seconds / shortest.seconds:.2f}x (history grew {longest.history / shortest.history:.0f}x;"
-            " leaves read = new events + the open 256-leaf tile, whatever the history)"
+            f"hourly run of {hourly[0].new_events:,} new events on {history:,} events of history: median {median:.2f} s"
+            f" over {len(by_history[history])} runs ({hourly[0].new_events / median:,.0f} events/s)"
+        )
+    if len(medians) >= 2:
+        shortest, longest = min(medians), max(medians)
+        lines.append(
+            f"ratio {longest:,} / {shortest:,} events of history: {medians[longest] / medians[shortest]:.2f}x"
+            f" (history grew {longest / shortest:.0f}x; leaves read = new events + the open 256-leaf tile,"
+            " whatever the history)"
         )
     lines += ["", "Checks (no numbers without them)", *results.checks]
     return "\n".join(lines)
@@ -313,11 +329,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--history", type=int, nargs="+", default=[100_000, 1_000_000], help="history sizes (100000 1000000)"
     )
     parser.add_argument("--new", type=int, default=100_000, help="new events anchored by the hourly run (100000)")
+    parser.add_argument("--repeat", type=int, default=3, help="hourly runs per history size, each on --new events (3)")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark databases (names are printed)")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = parser.parse_args(argv)
-    if args.new < 1 or any(size < 1 for size in args.history):
-        parser.error("--history and --new must be positive")
+    if args.new < 1 or args.repeat < 1 or any(size < 1 for size in args.history):
+        parser.error("--history, --new and --repeat must be positive")
     return args
 
 
@@ -328,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = Results(environment={})
     try:
         for history in args.history:
-            scenario(admin_url, history, args.new, results, args.keep_db)
+            scenario(admin_url, history, args.new, args.repeat, results, args.keep_db)
     except BenchError as exc:
         print(f"benchmark failed, no numbers: {exc}", file=sys.stderr)
         return 1

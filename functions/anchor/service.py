@@ -134,7 +134,8 @@ def run_anchor(
         root_hash=extension.root.hex(),
         chain_hash=state["head_chain_hash"] if tree_size else GENESIS_CHAIN_HASH_HEX,
         previous_tree_size=previous_tree_size,
-        period_start=first_start if last is None else last["period_end"],
+        # The previous window's end exactly as it was signed: the windows tile without gap or overlap.
+        period_start=first_start if last is None else last["digest"]["period_end"],
         period_end=period_end,
         oldest_event_time=times["oldest_event_time"],
         newest_event_time=times["newest_event_time"],
