@@ -30,6 +30,7 @@ from psycopg import pq, sql
 
 from audit_common.integrity import (
     EMPTY_ROOT,
+    SEALED_FIELDS,
     ChainVerifier,
     MerkleFrontier,
     VerificationResult,
@@ -79,26 +80,6 @@ _ROW_JSON: Final = sql.SQL(
 # is the only escape that can occur (anything else fails the JSON parse and is reported).
 _COPY_BACKSLASH: Final = b"\\\\"
 _BLOCK_ROWS: Final = 64  # measured: larger blocks parse slower (cache, and the collector sees more objects)
-# Names of the sealed columns in the row tuple (index 5 onwards), as sealed_object wants them.
-_SEALED_KEYS: Final = (
-    "event_id",
-    "timestamp",
-    "event_type",
-    "user_id",
-    "user_email",
-    "session_id",
-    "ip_address",
-    "user_agent",
-    "resource_path",
-    "resource_id",
-    "action",
-    "status",
-    "details",
-    "security_level",
-    "compliance_tags",
-    "parent_event_id",
-    "metadata",
-)
 _LEAF: Final = b"\x00"
 _NODE: Final = b"\x01"
 
@@ -226,7 +207,7 @@ def read_head(url: str) -> ChainHead:
 
 
 def _as_sealed_dict(row: Row) -> dict[str, Any]:
-    return dict(zip(_SEALED_KEYS, row[5:], strict=True))
+    return dict(zip(SEALED_FIELDS, row[5:], strict=True))
 
 
 def reference_checksum(row: Row) -> bytes | None:
@@ -458,20 +439,27 @@ class MerkleStitcher:
 
     def root_with(self, local_size: int, local_stack: Sequence[bytes]) -> bytes:
         """Root of the tree of ``size + local_size`` leaves, the last ones given as a chunk's subtrees."""
+        stack = list(self._stack)
+        if local_size == 1 << self._chunk_bits:
+            # A whole chunk is one subtree of the chunk's size, which may merge with ours (as add_chunk does).
+            stack.append(self._merged(stack, local_stack[0]))
+        else:
+            stack.extend(local_stack)
         total = self._size + local_size
         if total == 0:
             return EMPTY_ROOT
-        frontier = MerkleFrontier.from_dict(
-            {"size": total, "hashes": [node.hex() for node in [*self._stack, *local_stack]]}
-        )
-        return frontier.root()
+        return MerkleFrontier.from_dict({"size": total, "hashes": [node.hex() for node in stack]}).root()
 
-    def add_chunk(self, chunk_root: bytes) -> None:
-        """Append a full chunk (a perfect subtree of ``2**chunk_bits`` leaves) given by its root."""
+    def _merged(self, stack: list[bytes], chunk_root: bytes) -> bytes:
+        """Merge a whole chunk's root into ``stack`` (popping what it merges with); return the new top."""
         node = chunk_root
         level = self._size >> self._chunk_bits
         while level & 1:
-            node = node_hash(self._stack.pop(), node)
+            node = node_hash(stack.pop(), node)
             level >>= 1
-        self._stack.append(node)
+        return node
+
+    def add_chunk(self, chunk_root: bytes) -> None:
+        """Append a full chunk (a perfect subtree of ``2**chunk_bits`` leaves) given by its root."""
+        self._stack.append(self._merged(self._stack, chunk_root))
         self._size += 1 << self._chunk_bits

@@ -157,13 +157,15 @@ def test_recorded_redactions_stay_valid(trail: Trail) -> None:
     assert report.summary() == f"4/4 digests valid, {EVENTS}/{EVENTS} events valid, 2 redacted"
 
 
-def test_workers_and_small_chunks_give_the_same_verdicts(trail: Trail) -> None:
-    """Given chunks of 8 events spread over two processes, When verified, Then roots and failures are the same."""
-    assert trail.verify(workers=2, chunk_bits=3).valid
+@pytest.mark.parametrize("chunk_bits", [2, 3])
+def test_workers_and_small_chunks_give_the_same_verdicts(trail: Trail, chunk_bits: int) -> None:
+    """Given chunks of 4 or 8 events spread over two processes (digests at 10, 25 and 40 events: inside a chunk,
+    and at the end of one), When verified, Then the roots match and a failure is found at the same seq."""
+    assert trail.verify(workers=2, chunk_bits=chunk_bits).valid
 
     trail.as_superuser("update audit.audit_events set action = 'innocent' where seq = 17")
 
-    assert_fails(trail.verify(workers=2, chunk_bits=3), "modified", seq=17)
+    assert_fails(trail.verify(workers=2, chunk_bits=chunk_bits), "modified", seq=17)
 
 
 # --- the tamper matrix ----------------------------------------------------------------------------
