@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import httpx
 import psycopg
 
 from audit_trail.local.scenario import Chapter, batches, working_day
-from audit_trail.local.stack import read_state
+from audit_trail.local.stack import read_state, redact_url
 
 STARTUP_TIMEOUT = 120.0
 DETECTION_TIMEOUT = 120.0
@@ -232,8 +233,10 @@ class Demo:
         else:
             show.step("Anchor: skipped (this build has no anchor schedule yet)")
 
-        show.step("audit-trail verify: every checksum, link (and digest) recomputed offline")
-        first = cli("verify", "--database-url", database_url, "--quiet", env=aws_env)
+        verify = verify_args(state, database_url, with_digests="anchor" in schedules)
+        show.step("audit-trail verify: every checksum and link recomputed, every signed digest checked")
+        show.fact("$ audit-trail " + shlex.join(_shorten(arg) for arg in verify))
+        first = cli(*verify, env=aws_env)
         for line in first.stdout.strip().splitlines():
             show.fact(line)
         if first.returncode != 0:
@@ -241,7 +244,7 @@ class Demo:
 
         victim = self._tamper(database_url)
         show.step("audit-trail verify, again")
-        second = cli("verify", "--database-url", database_url, "--quiet", env=aws_env)
+        second = cli(*verify, env=aws_env)
         for line in second.stdout.strip().splitlines():
             show.fact(line)
         caught = second.returncode == 1 and str(victim) in second.stdout
@@ -325,6 +328,21 @@ class Demo:
             conn.execute("set session_replication_role = replica")
             conn.execute("update audit.audit_events set user_id = 'someone-else' where seq = %s", (victim,))
         return victim
+
+
+def verify_args(state: dict[str, Any], database_url: str, *, with_digests: bool) -> list[str]:
+    """`audit-trail verify` arguments for a running local stack: its database, and with the digests the
+    anchor wrote to the stack's digest bucket (on the stack's moto endpoint) when there are any."""
+    args = ["verify", "--database-url", database_url, "--no-progress"]
+    bucket = next((name for logical, name in state["buckets"].items() if "digest" in logical.lower()), None)
+    if with_digests and bucket:
+        args += ["--digest-bucket", bucket, "--endpoint-url", str(state["moto_endpoint"])]
+    return args
+
+
+def _shorten(arg: str) -> str:
+    # The database URL may carry a password: show the command without it.
+    return redact_url(arg) if arg.startswith("postgres") or "dbname=" in arg else arg
 
 
 def _download_url(report: dict[str, Any]) -> str:
