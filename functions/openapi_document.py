@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+from analytics.handler import app as analytics_app
 from audit_common.api import ingest_request_adapter
 from detect.handler import app as detect_app
 from ingest.handler import app as ingest_app
@@ -38,7 +39,7 @@ def _generated(app: APIGatewayRestResolver) -> dict[str, Any]:
 def render() -> str:
     """The merged OpenAPI JSON of every function, stable for diffs."""
     document = _generated(ingest_app)
-    for other in (detect_app, retention_app, reports_app):
+    for other in (detect_app, retention_app, reports_app, analytics_app):
         extra = _generated(other)
         document["paths"].update(extra["paths"])
         document.setdefault("components", {}).setdefault("schemas", {}).update(

@@ -31,6 +31,7 @@ def test_openapi_documents_every_route_and_the_error_envelope() -> None:
         "/subjects/{user_id}/erasure",
         "/reports",
         "/reports/{report_id}",
+        "/analytics",
     }
     assert set(document["paths"]["/events"]) == {"get", "post"}
     post = document["paths"]["/events"]["post"]

@@ -58,11 +58,13 @@ RETENTION_ROUTES = {
     ("POST", "/subjects/{user_id}/erasure"),
 }
 REPORTS_ROUTES = {("POST", "/reports"), ("GET", "/reports"), ("GET", "/reports/{report_id}")}
+ANALYTICS_ROUTES = {("GET", "/analytics")}
 ROUTES_BY_FUNCTION = {
     "IngestFunction": INGEST_ROUTES,
     "DetectFunction": DETECT_ROUTES,
     "RetentionFunction": RETENTION_ROUTES,
     "ReportsFunction": REPORTS_ROUTES,
+    "AnalyticsFunction": ANALYTICS_ROUTES,
 }
 # The file under CodeUri each Handler must name (whether it exists yet is another test's business).
 HANDLER_FILES = {
@@ -73,6 +75,7 @@ HANDLER_FILES = {
     "RetentionNightlyFunction": "functions/retention/nightly.py",
     "AnchorFunction": "functions/anchor/handler.py",
     "ReportsFunction": "functions/reports/handler.py",
+    "AnalyticsFunction": "functions/analytics/handler.py",
 }
 SERVICE_NAMES = {
     "IngestFunction": "ingest",
@@ -82,6 +85,7 @@ SERVICE_NAMES = {
     "RetentionNightlyFunction": "retention-nightly",
     "AnchorFunction": "anchor",
     "ReportsFunction": "reports",
+    "AnalyticsFunction": "analytics",
 }
 DETECT_FUNCTIONS = {"DetectFunction", "DetectSweepFunction"}
 RETENTION_FUNCTIONS = {"RetentionFunction", "RetentionNightlyFunction"}
@@ -114,6 +118,7 @@ API_SAMPLE_EVENTS = {
     **{f"ingest/{name}": "IngestFunction" for name in EXPECTED_EVENT_FILES},
     **{f"detect/{name}": "DetectFunction" for name in DETECT_API_EVENT_FILES},
     **{f"retention/{name}": "RetentionFunction" for name in RETENTION_API_EVENT_FILES},
+    "analytics/get_analytics.json": "AnalyticsFunction",
 }
 # What supabase_functions.http_request posts: {"type": TG_OP, "table", "schema", "record": NEW, "old_record": OLD}.
 SUPABASE_WEBHOOK_KEYS = {"type", "table", "schema", "record", "old_record"}
@@ -536,7 +541,7 @@ def test_routes_are_exactly_the_api_of_each_function() -> None:
     served = [route for function_routes in routes.values() for route in function_routes]
 
     assert {name: found for name, found in routes.items() if found} == ROUTES_BY_FUNCTION
-    assert len(served) == len(set(served)) == len(INGEST_ROUTES | DETECT_ROUTES | RETENTION_ROUTES | REPORTS_ROUTES)
+    assert len(served) == len(set(served)) == len(set().union(*ROUTES_BY_FUNCTION.values()))
 
 
 def test_every_schedule_has_explicit_input_retries_and_a_dead_letter_queue() -> None:
