@@ -53,9 +53,7 @@ class Backend(Protocol):
         """The newest alerts."""
         ...
 
-    def compliance_report(
-        self, standard: ComplianceStandard, start: datetime, end: datetime, user_id: str | None
-    ) -> dict[str, Any]:
+    def compliance_report(self, standard: ComplianceStandard, start: datetime, end: datetime) -> dict[str, Any]:
         """Generate a report; the answer of `POST /reports`."""
         ...
 

@@ -226,8 +226,9 @@ class Flusher:
             )
         return remaining
 
-    def _wait_for_work(self) -> bool:
-        """Wait until a batch is due; False when the thread should end."""
+    def _wait_for_work(self) -> bool | None:
+        """Wait until a batch is due: True when there are events to send, False when there are none
+        yet, None when the thread should end (closing, and nothing left or out of time)."""
         buffer = self.buffer
         with buffer.cond:
             buffer.cond.wait_for(
@@ -235,7 +236,7 @@ class Flusher:
                 self.flush_interval,
             )
             if self._stopping and (not buffer._events or time.monotonic() >= self._deadline):
-                return False
+                return None
             return bool(buffer._events)
 
     def _sleep(self, seconds: float) -> None:
@@ -247,11 +248,21 @@ class Flusher:
                 end = min(end, self._deadline)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            log.exception("audit flusher stopped unexpectedly; %d event(s) wait in the buffer", len(self.buffer))
+            raise
+
+    def _loop(self) -> None:
         attempt = 0
         while True:
             try:
-                if not self._wait_for_work():
+                work = self._wait_for_work()
+                if work is None:
                     return
+                if not work:
+                    continue
                 batch = self.buffer.peek(self.batch_size)
                 self._deliver(batch)
             except DeliveryError as exc:

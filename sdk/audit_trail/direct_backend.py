@@ -120,9 +120,7 @@ class DirectBackend:
         rows = self._call("list_alerts", {"p_limit": limit})
         return [AlertOut.model_validate(row) for row in rows or []]
 
-    def compliance_report(
-        self, standard: ComplianceStandard, start: datetime, end: datetime, user_id: str | None
-    ) -> dict[str, Any]:
+    def compliance_report(self, standard: ComplianceStandard, start: datetime, end: datetime) -> dict[str, Any]:
         """Not available without the reports function: say what to do instead."""
         raise NotAvailableError(REPORTS_DIRECT)
 

@@ -167,13 +167,9 @@ class HttpBackend:
         response = self._request("GET", "/alerts", params={"limit": limit})
         return AlertPage.model_validate_json(response.content).alerts
 
-    def compliance_report(
-        self, standard: ComplianceStandard, start: datetime, end: datetime, user_id: str | None
-    ) -> dict[str, Any]:
+    def compliance_report(self, standard: ComplianceStandard, start: datetime, end: datetime) -> dict[str, Any]:
         """`POST /reports` -> the report's id, metadata and a presigned `download_url`."""
         body: dict[str, Any] = {"standard": standard.value, "start": _utc(start), "end": _utc(end)}
-        if user_id is not None:
-            body["user_id"] = user_id
         response = self._request("POST", "/reports", expect=(200, 201), content=orjson.dumps(body))
         answer: dict[str, Any] = response.json()
         return answer

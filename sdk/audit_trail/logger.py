@@ -321,13 +321,28 @@ class AuditLogger:
     ) -> dict[str, Any]:
         """Generate a compliance report (`POST /reports`): its id, metadata and presigned `download_url`.
 
-        The answer also carries the seed's `report_metadata` (with `total_events`). Over the database
-        transport there is no report generator: `NotAvailableError` says what to configure instead.
+        The answer also carries the seed's `report_metadata` (with `total_events`). Reports cover every
+        user: with `user_id`, the answer adds `user_scope` (that user's events in the period, counted
+        up to 1000), since the report API has no per-user scope. Over the database transport there is
+        no report generator: `NotAvailableError` says what to configure instead.
         """
         if self._flusher is not None:
             self.flush_sync(self.config.request_timeout_seconds)
-        answer = self.backend.compliance_report(ComplianceStandard(_lower(standard)), start_date, end_date, user_id)
-        return _with_seed_metadata(answer)
+        answer = _with_seed_metadata(
+            self.backend.compliance_report(ComplianceStandard(_lower(standard)), start_date, end_date)
+        )
+        if user_id is not None:
+            events = self.backend.list_events(
+                limit=1000,
+                user_id=user_id,
+                event_type=None,
+                security_level=None,
+                compliance_tag=None,
+                start=start_date,
+                end=end_date,
+            )
+            answer["user_scope"] = {"user_id": user_id, "total_events": len(events), "truncated": len(events) == 1000}
+        return answer
 
     async def generate_compliance_report(
         self,
@@ -434,9 +449,17 @@ def _lower(value: Any) -> Any:
 
 
 def _with_seed_metadata(answer: dict[str, Any]) -> dict[str, Any]:
-    """Add the seed's `report_metadata` view (`report['report_metadata']['total_events']`) to the API's answer."""
+    """Add the seed's `report_metadata` view (`report['report_metadata']['total_events']`) to the API's answer.
+
+    The view is the answer's `metadata` object if it has one, else its plain fields (ids, period,
+    counts, status), which is what `POST /reports` returns.
+    """
     metadata = answer.get("metadata")
-    seed_view: dict[str, Any] = dict(metadata) if isinstance(metadata, dict) else {}
+    seed_view: dict[str, Any] = (
+        dict(metadata)
+        if isinstance(metadata, dict)
+        else {key: value for key, value in answer.items() if not isinstance(value, dict | list)}
+    )
     summary = answer.get("summary")
     if "total_events" not in seed_view:
         for source in (summary, metadata, answer):

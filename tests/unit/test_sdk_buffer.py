@@ -125,6 +125,22 @@ def test_batches_never_exceed_batch_size(backend: FakeBackend) -> None:
     assert audit_logger.stats.delivered == 35
 
 
+def test_an_idle_flusher_keeps_running(backend: FakeBackend) -> None:
+    """Given a logger idle for many flush intervals, when events come again, then they are still delivered."""
+    import time
+
+    audit_logger = AuditLogger(_config(flush_interval_seconds=0.01), backend=backend)
+    _log(audit_logger)
+    assert audit_logger.flush_sync(timeout=10)
+    time.sleep(0.2)  # idle: the flusher wakes on its interval with nothing to send
+
+    late = _log(audit_logger)
+
+    assert audit_logger.flush_sync(timeout=10)
+    assert late.event_id in backend.stored
+    audit_logger.close_sync()
+
+
 def test_retries_after_failures_with_the_same_event_ids(backend: FakeBackend) -> None:
     """Given a destination failing 3 times, then the batch is retried until stored, once per event."""
     backend.fail_next = 3

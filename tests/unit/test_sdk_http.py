@@ -230,7 +230,7 @@ def test_initialize_tolerates_an_unreachable_api_only_when_asked() -> None:
 
 
 def test_compliance_report_posts_the_period_and_adds_the_seed_view() -> None:
-    """Given POST /reports answering metadata and summary, then the answer has report_metadata.total_events."""
+    """Given POST /reports answering the report's record, then the answer has the seed's report_metadata."""
     seen: list[dict[str, Any]] = []
 
     def reports(request: httpx.Request) -> httpx.Response:
@@ -239,8 +239,10 @@ def test_compliance_report_posts_the_period_and_adds_the_seed_view() -> None:
             201,
             json={
                 "report_id": "r1",
-                "metadata": {"report_id": "r1", "standard": "gdpr"},
-                "summary": {"total_events": 42},
+                "standard": "gdpr",
+                "status": "ready",
+                "total_events": 42,
+                "formats": {"json": {"key": "reports/gdpr/r1.json"}},
                 "download_url": "http://s3/r1.json",
             },
         )
@@ -251,7 +253,13 @@ def test_compliance_report_posts_the_period_and_adds_the_seed_view() -> None:
     report = audit_logger.generate_compliance_report_sync(ComplianceStandard.GDPR, end - timedelta(days=30), end)
 
     assert seen == [{"standard": "gdpr", "start": "2026-10-28T12:00:00Z", "end": "2026-11-27T12:00:00Z"}]
-    assert report["report_metadata"]["total_events"] == 42
+    assert report["report_metadata"] == {
+        "report_id": "r1",
+        "standard": "gdpr",
+        "status": "ready",
+        "total_events": 42,
+        "download_url": "http://s3/r1.json",
+    }
     assert report["download_url"] == "http://s3/r1.json"
 
 
