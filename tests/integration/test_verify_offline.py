@@ -401,3 +401,34 @@ def test_cli_usage_errors_exit_two(trail: Trail, tmp_path: Path, capsys: pytest.
     assert ranged.value.code != 0
     errors = capsys.readouterr().err
     assert "no digests of chain 'other'" in errors
+
+
+def test_cli_reads_a_moto_server_through_endpoint_url(
+    db_url: str, transport: PostgresTransport, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given digests written by the anchor to a moto server (as the local stack runs it), When verified with
+    --endpoint-url, Then the CLI reads the bucket over HTTP and everything is valid."""
+    from audit_trail.local.aws import MotoServer
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
+        monkeypatch.setenv(name, value)
+    server = MotoServer()
+    endpoint = server.start()
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        kms = boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
+        key_arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+        event_store.store_events(transport, [AuditEventIn.model_validate(make_event(n)) for n in range(12)])
+        signer, store = KmsSigner(key_arn, client=kms), DigestStore(BUCKET, 30, client=s3)
+        for moment in (T0 + timedelta(hours=1), T0 + timedelta(hours=2)):
+            run_anchor(transport, signer, store, chain_id=CHAIN, now=lambda moment=moment: moment)  # type: ignore[misc]
+
+        code, out = run_cli(
+            capsys, "--database-url", db_url, "--digest-bucket", BUCKET, "--endpoint-url", endpoint, "--no-progress"
+        )
+    finally:
+        server.stop()
+
+    assert code == 0, out
+    assert out.splitlines()[0] == "2/2 digests valid, 12/12 events valid, 0 redacted"
