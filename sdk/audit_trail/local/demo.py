@@ -252,7 +252,34 @@ class Demo:
             f"exit status {second.returncode}: "
             + (f"the tampered event (seq {victim}) was caught" if caught else "the tamper was NOT caught")
         )
-        return caught
+        if not caught or "--digest-bucket" not in verify:
+            return caught
+        chain_only = verify_args(state, database_url, with_digests=False)
+        return self._covered_tracks(database_url, victim, (chain_only, verify), aws_env)
+
+    def _covered_tracks(
+        self, database_url: str, victim: int, commands: tuple[list[str], list[str]], aws_env: dict[str, str]
+    ) -> bool:
+        """The careful attacker: a consistent rewrite that only the signed digests can expose."""
+        show = self.show
+        show.step(
+            f"The superuser covers their tracks: recomputes seq {victim:,}'s checksum and every chain hash after it"
+        )
+        rewrite_chain(database_url, victim)
+        chain_only, verify = commands
+        alone = cli(*chain_only, env=aws_env)
+        show.fact(f"verify from the database alone: exit {alone.returncode}: {_first_line(alone.stdout)}")
+        with_digests = cli(*verify, env=aws_env)
+        for line in with_digests.stdout.strip().splitlines():
+            if line.startswith(("FAILED", "0/", "1/")) or "digests valid" in line:
+                show.fact(line)
+        exposed = alone.returncode == 0 and with_digests.returncode == 1
+        show.fact(
+            "the database alone cannot tell a consistent rewrite from the truth; the signed digest can"
+            if exposed
+            else "UNEXPECTED: the rewrite was not told apart by the digests"
+        )
+        return exposed
 
     def _ingest(self, api: httpx.Client, chapters: list[Chapter]) -> int:
         total = 0
@@ -328,6 +355,44 @@ class Demo:
             conn.execute("set session_replication_role = replica")
             conn.execute("update audit.audit_events set user_id = 'someone-else' where seq = %s", (victim,))
         return victim
+
+
+def rewrite_chain(database_url: str, seq: int) -> None:
+    """What an attacker with superuser rights would do next: reseal event `seq` as it now reads and
+    relink every later event and the chain head, so that the chain alone verifies again."""
+    from audit_common.integrity.seal import SEALED_FIELDS, event_checksum
+
+    columns = ", ".join(f'"{name}"' for name in SEALED_FIELDS)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("set session_replication_role = replica")  # the guards are triggers
+        row = conn.execute(f"select {columns} from audit.audit_events where seq = %s", (seq,)).fetchone()
+        if row is None:
+            raise DemoFailed(f"no event seq {seq}")
+        checksum = event_checksum(dict(zip(SEALED_FIELDS, row, strict=True)))
+        with conn.transaction():
+            conn.execute("update audit.audit_events set checksum = %s where seq = %s", (checksum, seq))
+            conn.execute(
+                """
+                with recursive walk(seq, prev_hash, chain_hash) as (
+                  select e.seq, p.chain_hash, sha256(p.chain_hash || e.checksum)
+                    from audit.audit_events e join audit.audit_events p on p.seq = e.seq - 1
+                   where e.seq = %(seq)s
+                  union all
+                  select e.seq, w.chain_hash, sha256(w.chain_hash || e.checksum)
+                    from walk w join audit.audit_events e on e.seq = w.seq + 1
+                ), relinked as (
+                  update audit.audit_events e set prev_hash = w.prev_hash, chain_hash = w.chain_hash
+                    from walk w where e.seq = w.seq
+                  returning e.seq, e.chain_hash
+                )
+                update audit.chain_head set chain_hash = (select chain_hash from relinked order by seq desc limit 1)
+                """,
+                {"seq": seq},
+            )
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "(no output)"
 
 
 def verify_args(state: dict[str, Any], database_url: str, *, with_digests: bool) -> list[str]:

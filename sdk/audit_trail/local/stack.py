@@ -119,6 +119,7 @@ class LocalStack:
         self._embedded_dir: Path | None = None
         self._saved_env: dict[str, str | None] = {}
         self._stopping = threading.Event()
+        self._startup_sweep: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -178,6 +179,10 @@ class LocalStack:
             on_reconnect=self._sweep_after_reconnect,
         )
         self._relay.start()
+        # Events stored while no stack was listening (a restart on a kept database) were announced to
+        # nobody: the sweep analyses them, in the background so that startup does not wait for it.
+        self._startup_sweep = threading.Thread(target=self._sweep, args=("startup",), name="sweep", daemon=True)
+        self._startup_sweep.start()
         if config.write_state:
             self._write_state()
 
@@ -198,6 +203,8 @@ class LocalStack:
                 except Exception:  # keep stopping the rest; report what failed
                     self._log(f"stopping {type(part).__name__} failed")
         self._relay = self._api = self._moto = None
+        if self._startup_sweep is not None:
+            self._startup_sweep.join(timeout=30)
         if self.runtime is not None:
             _reset_function_state(self.runtime)
         self._restore_env()
@@ -303,14 +310,25 @@ class LocalStack:
         self._saved_env.clear()
 
     def _sweep_after_reconnect(self) -> None:
-        if self.runtime is None or not self.runtime.schedules:
+        self._sweep("reconnect")
+
+    def _sweep(self, why: str) -> None:
+        """Run the detection sweep once, if the template has one; never raise (it is a safety net)."""
+        runtime = self.runtime
+        if runtime is None:
             return
         try:
-            schedule = self.runtime.schedule("sweep")
+            schedule = runtime.schedule("sweep")
         except LookupError:
             return
-        self.runtime.invoke(schedule.function, schedule.input)
-        self._log("webhook relay: ran the detection sweep over events announced while disconnected")
+        try:
+            result = runtime.invoke(schedule.function, schedule.input)
+        except Exception as exc:
+            self._log(f"detection sweep ({why}) failed: {exc}")
+            return
+        analysed = result.get("analysed", 0) if isinstance(result, dict) else 0
+        if analysed or why != "startup":
+            self._log(f"detection sweep ({why}): {analysed} event(s) the webhook had not delivered analysed")
 
     def _write_state(self) -> None:
         path = state_path(self.config.data_dir)
