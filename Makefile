@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin) $(dir $(shell command -v python3.12 2>/dev/null)))
 
-.PHONY: install browser test test-embedded lint format openapi build bench bench-detect bench-retention bench-anchor bench-verify demo clean
+.PHONY: install browser test test-embedded lint format openapi build bench bench-detect bench-retention bench-anchor bench-verify bench-analytics demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-anchor: $(STAMP)
 
 bench-verify: $(STAMP)
 	$(BIN)/python bench/verify.py
+
+# GET /analytics for 30 days over 1,000,000 events, beside pulling the rows into Python.
+bench-analytics: $(STAMP)
+	$(BIN)/python bench/analytics.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
