@@ -221,7 +221,7 @@ def python_trends(url: str, start: datetime, end: datetime, bucket_seconds: int)
                         counts["failed_logins"] += 1
                 if after_hours(at):
                     counts["after_hours"] += 1
-        rules = dict(conn.execute("select name, group_by from audit.detection_rules").fetchall())
+        rules: dict[str, str] = dict(conn.execute("select name, group_by from audit.detection_rules").fetchall())
         alerts = conn.execute(
             "select rule, alert_key, severity, status, risk_score::float8 from audit.security_alerts"
             " where first_event_at >= %s and first_event_at < %s",
