@@ -32,7 +32,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class AuditASGIMiddleware:
     """Records each HTTP request (user from `X-User-ID`, path, method, status, duration) as an audit event."""
 
-    def __init__(self, app: ASGIApp, audit_logger: AuditLogger, **settings: Any) -> None:
+    def __init__(self, app: ASGIApp, /, audit_logger: AuditLogger, **settings: Any) -> None:
         self.app = app
         self.audit_logger = audit_logger
         self.settings = RequestAuditSettings(**settings)
