@@ -81,9 +81,18 @@ class Facts:
         return self._cached("gdpr", "report_gdpr_requests", {**self._period(), "p_limit": 100})
 
     def notable_events(self, limit: int) -> list[dict[str, Any]]:
-        """Events worth a look, each with why."""
+        """Events worth a look, each with why (the first `limit` in seq order)."""
+        if self.overview["min_seq"] is None:
+            return []
         rows: list[dict[str, Any]] = self.transport.call(
-            "report_notable_events", {**self._period(), "p_skew_seconds": self.skew_seconds, "p_limit": limit}
+            "report_notable_events",
+            {
+                **self._period(),
+                "p_from_seq": self.overview["min_seq"],
+                "p_to_seq": self.overview["max_seq"],
+                "p_skew_seconds": self.skew_seconds,
+                "p_limit": limit,
+            },
         )
         return rows
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, ValidationError
 
-from audit_common.db import get_transport
+from audit_common.db import get_transport, transport_from_settings
 from audit_common.errors import ConfigurationError
 from audit_common.http import ERROR_RESPONSES, api_lambda_handler, create_resolver
 from audit_common.observability import logger, metrics, tracer
@@ -34,7 +34,12 @@ def service() -> ReportService:
     settings = get_settings()
     if not settings.reports_bucket:
         raise ConfigurationError("no reports bucket configured (AUDIT_REPORTS_BUCKET)")
-    return ReportService(get_transport(), _store(settings.reports_bucket, settings.reports_kms_key_id), limits())
+    return ReportService(
+        get_transport(),
+        _store(settings.reports_bucket, settings.reports_kms_key_id),
+        limits(),
+        stream_transport=lambda: transport_from_settings(get_settings()),
+    )
 
 
 @cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -40,7 +41,6 @@ CSV_COLUMNS: Final = (
     "security_level,compliance_tags,received_at,redaction_reason,checksum,chain_hash\r\n"
 )
 MIN_EXPIRES_IN: Final = 60
-SeqRange = tuple[int | None, int | None]
 
 
 class ReportLimits(BaseModel):
@@ -100,8 +100,8 @@ def build_report(
     generated_by: str,
     trigger: str,
     skew_seconds: int,
-) -> tuple[Report, SeqRange]:
-    """The report for one standard and period, from aggregates computed in SQL, and the period's seq range."""
+) -> Report:
+    """The report for one standard and period, from aggregates computed in SQL."""
     facts = Facts(transport, request.start, request.end, skew_seconds=skew_seconds)
     overview = facts.overview
     integrity = check_integrity(transport, overview["min_seq"], overview["max_seq"])
@@ -132,7 +132,7 @@ def build_report(
         trigger="schedule" if trigger == "schedule" else "api",
     )
     notable = [NotableEvent.model_validate(row) for row in facts.notable_events(NOTABLE_EVENTS)] if total else []
-    report = Report(
+    return Report(
         metadata=metadata,
         summary=summary,
         sections=sections,
@@ -140,23 +140,19 @@ def build_report(
         notable_events=notable,
         empty=total == 0,
     )
-    return report, (overview["min_seq"], overview["max_seq"])
 
 
 def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def write_csv(
-    transport: Transport,
-    write: Callable[[bytes], None],
-    request: ReportRequest,
-    min_seq: int | None,
-    max_seq: int | None,
-    page_rows: int,
-) -> int:
+def write_csv(transport: Transport, write: Callable[[bytes], None], request: ReportRequest, page_rows: int) -> int:
     """Stream the period's events as CSV, one page (keyset by seq) at a time; returns the rows written."""
     write(CSV_COLUMNS.encode())
+    bounds = transport.call(
+        "report_seq_range", {"p_start": request.start.isoformat(), "p_end": request.end.isoformat()}
+    )
+    min_seq, max_seq = bounds["min_seq"], bounds["max_seq"]
     if min_seq is None or max_seq is None:
         return 0
     after, rows = min_seq - 1, 0
@@ -182,10 +178,20 @@ def write_csv(
 class ReportService:
     """Generates reports into S3 and records them; answers with presigned links."""
 
-    def __init__(self, transport: Transport, store: ReportStore, limits: ReportLimits) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        store: ReportStore,
+        limits: ReportLimits,
+        *,
+        stream_transport: Callable[[], Transport] | None = None,
+    ) -> None:
+        """`stream_transport` opens a second connection for the CSV, so that the database builds the
+        CSV pages on one core while it aggregates on another; without it the CSV follows the report."""
         self.transport = transport
         self.store = store
         self.limits = limits
+        self.stream_transport = stream_transport
 
     def generate(self, request: ReportRequest, *, generated_by: str, trigger: str) -> ReportOut:
         """Check the request, build the report, store each format, record it; 422 before anything is written."""
@@ -209,16 +215,27 @@ class ReportService:
             },
         )
         try:
-            report, seqs = build_report(
-                self.transport,
-                request,
-                report_id=report_id,
-                generated_at=generated_at,
-                generated_by=generated_by,
-                trigger=trigger,
-                skew_seconds=self.limits.skew_seconds,
-            )
-            stored = self._store_files(request, report_id, report, seqs)
+            stored: dict[str, StoredObject] = {}
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-csv") as pool:
+                csv_job = (
+                    pool.submit(self._store_csv, request, report_id, self.stream_transport)
+                    if "csv" in request.formats and self.stream_transport is not None
+                    else None
+                )
+                report = build_report(
+                    self.transport,
+                    request,
+                    report_id=report_id,
+                    generated_at=generated_at,
+                    generated_by=generated_by,
+                    trigger=trigger,
+                    skew_seconds=self.limits.skew_seconds,
+                )
+                if csv_job is not None:
+                    stored["csv"] = csv_job.result()
+            if "csv" in request.formats and "csv" not in stored:
+                stored["csv"] = self._store_csv(request, report_id, None)
+            stored.update(self._store_documents(request, report_id, report))
             record = self.transport.call(
                 "report_complete",
                 {
@@ -234,24 +251,30 @@ class ReportService:
         self._record_in_trail(report, stored, generated_by)
         return self.answer(record, expires_in=self.limits.url_expiry_seconds)
 
-    def _store_files(
-        self, request: ReportRequest, report_id: str, report: Report, seqs: SeqRange
-    ) -> dict[str, StoredObject]:
+    def _key(self, request: ReportRequest, report_id: str, fmt: str) -> str:
+        return report_key(request.standard.value, request.start, report_id, fmt)
+
+    def _store_csv(
+        self, request: ReportRequest, report_id: str, open_transport: Callable[[], Transport] | None
+    ) -> StoredObject:
+        """The CSV, streamed from the database into a multipart upload (on its own connection when given one)."""
+        transport = open_transport() if open_transport is not None else self.transport
+        try:
+            with self.store.stream(self._key(request, report_id, "csv"), CONTENT_TYPES["csv"]) as upload:
+                write_csv(transport, upload.write, request, self.limits.csv_page_rows)
+                return upload.close()
+        finally:
+            if open_transport is not None:
+                transport.close()
+
+    def _store_documents(self, request: ReportRequest, report_id: str, report: Report) -> dict[str, StoredObject]:
         stored: dict[str, StoredObject] = {}
-
-        def key(fmt: str) -> str:
-            return report_key(request.standard.value, request.start, report_id, fmt)
-
-        if "csv" in request.formats:
-            with self.store.stream(key("csv"), CONTENT_TYPES["csv"]) as upload:
-                write_csv(self.transport, upload.write, request, seqs[0], seqs[1], self.limits.csv_page_rows)
-                stored["csv"] = upload.close()
         if "json" in request.formats:
-            stored["json"] = self.store.put(
-                key("json"), report.model_dump_json(indent=2).encode(), CONTENT_TYPES["json"]
-            )
+            body = report.model_dump_json(indent=2).encode()
+            stored["json"] = self.store.put(self._key(request, report_id, "json"), body, CONTENT_TYPES["json"])
         if "html" in request.formats:
-            stored["html"] = self.store.put(key("html"), render_html(report).encode(), CONTENT_TYPES["html"])
+            page = render_html(report).encode()
+            stored["html"] = self.store.put(self._key(request, report_id, "html"), page, CONTENT_TYPES["html"])
         return stored
 
     def _record_in_trail(self, report: Report, stored: dict[str, StoredObject], generated_by: str) -> None:

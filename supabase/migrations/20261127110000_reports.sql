@@ -208,10 +208,13 @@ as $$
     'folder_create', 'folder_delete', 'permission_change')
 $$;
 
-create function audit.is_credential_change(p_action text) returns boolean
+-- Only account-level events can change a credential (file events never do): the event type is tested
+-- first, so the regular expression runs on a small share of the rows.
+create function audit.is_credential_change(p_event_type text, p_action text) returns boolean
 language sql immutable parallel safe
 as $$
-  select pg_catalog.lower(p_action) ~ '(password|credential|mfa|2fa|api_key|apikey|passkey)'
+  select p_event_type in ('user_activity', 'security_event', 'system_event')
+     and pg_catalog.lower(p_action) ~ '(password|credential|mfa|2fa|api_key|apikey|passkey)'
 $$;
 
 create function audit.is_audit_log_lifecycle(p_event_type text, p_action text) returns boolean
@@ -229,8 +232,10 @@ as $$
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- The period at a glance: one pass over the period for counts and the per-row checks, one
--- grouped pass for the trend and the types. p_bucket: 'hour' or 'day'.
+-- The period at a glance. One pass over the period computes every per-row fact once and groups the
+-- rows by those facts (bucket, type, outcome, tags, and a few booleans): a few thousand groups at
+-- most, whatever the number of events. Everything else is summed over the groups. Distinct users
+-- take a second, hashed pass. p_bucket: 'hour' or 'day'.
 -- ---------------------------------------------------------------------------------------------
 create function audit.report_overview(
   p_start timestamptz, p_end timestamptz, p_bucket text default 'day', p_skew_seconds integer default 300
@@ -239,10 +244,11 @@ language plpgsql stable security definer set search_path = ''
 as $$
 declare
   v_now   timestamptz := pg_catalog.now();
-  v_min_policy integer := (select pg_catalog.min(p.days) from audit.retention_policies p);
-  v_facts jsonb;
-  v_types jsonb;
-  v_trend jsonb;
+  v_skew  interval := pg_catalog.make_interval(secs => p_skew_seconds);
+  v_old   timestamptz := v_now - pg_catalog.make_interval(
+                           days => coalesce((select pg_catalog.min(p.days) from audit.retention_policies p), 0));
+  v_users bigint;
+  v_result jsonb;
 begin
   if p_bucket is null or p_bucket not in ('hour', 'day') then
     raise exception 'bucket must be hour or day, got %', p_bucket using errcode = 'invalid_parameter_value';
@@ -250,78 +256,105 @@ begin
   if p_end <= p_start then
     raise exception 'period end must be after its start' using errcode = 'invalid_parameter_value';
   end if;
-  select pg_catalog.jsonb_build_object(
-    'total_events', pg_catalog.count(*),
-    'distinct_users', pg_catalog.count(distinct e.user_id),
-    'failures', pg_catalog.count(*) filter (where e.status = 'failure'),
-    'min_seq', pg_catalog.min(e.seq),
-    'max_seq', pg_catalog.max(e.seq),
-    'first_timestamp', audit.format_timestamp(pg_catalog.min(e."timestamp")),
-    'last_timestamp', audit.format_timestamp(pg_catalog.max(e."timestamp")),
-    'redacted', pg_catalog.count(*) filter (where e.redacted_at is not null),
-    'redacted_erasure', pg_catalog.count(*) filter (where e.redaction_reason = 'erasure'),
-    'untagged', pg_catalog.count(*) filter (where pg_catalog.cardinality(e.compliance_tags) = 0),
-    'tagged', pg_catalog.jsonb_build_object(
-      'gdpr', pg_catalog.count(*) filter (where 'gdpr' = any(e.compliance_tags)),
-      'hipaa', pg_catalog.count(*) filter (where 'hipaa' = any(e.compliance_tags)),
-      'sox', pg_catalog.count(*) filter (where 'sox' = any(e.compliance_tags)),
-      'pci_dss', pg_catalog.count(*) filter (where 'pci_dss' = any(e.compliance_tags)),
-      'iso_27001', pg_catalog.count(*) filter (where 'iso_27001' = any(e.compliance_tags)),
-      'cis', pg_catalog.count(*) filter (where 'cis' = any(e.compliance_tags))),
-    'pci_classes', pg_catalog.jsonb_build_object(
-      '10.2.1.1', pg_catalog.count(*) filter (where e.event_type in ('file_access', 'file_download')
-                                                 and 'pci_dss' = any(e.compliance_tags)),
-      '10.2.1.2', pg_catalog.count(*) filter (where audit.is_admin_action(e.event_type, e.action)),
-      '10.2.1.3', pg_catalog.count(*) filter (where audit.is_audit_log_access(e.action, e.resource_path)),
-      '10.2.1.4', pg_catalog.count(*) filter (where audit.is_invalid_access(e.event_type, e.status)),
-      '10.2.1.5', pg_catalog.count(*) filter (where audit.is_credential_change(e.action)),
-      '10.2.1.6', pg_catalog.count(*) filter (where audit.is_audit_log_lifecycle(e.event_type, e.action)),
-      '10.2.1.7', pg_catalog.count(*) filter (where audit.is_system_object_change(e.event_type, e.action))),
-    'admin_actions', pg_catalog.count(*) filter (where audit.is_admin_action(e.event_type, e.action)),
-    'untagged_admin_actions', pg_catalog.count(*) filter (where audit.is_admin_action(e.event_type, e.action)
-                                                            and pg_catalog.cardinality(e.compliance_tags) = 0),
-    -- Field completeness is judged on unredacted events: redaction blanks origin fields on purpose.
-    'unredacted', pg_catalog.count(*) filter (where e.redacted_at is null),
-    'missing_origin', pg_catalog.count(*) filter (where e.redacted_at is null and e.ip_address is null),
-    'missing_resource', pg_catalog.count(*) filter (where e.redacted_at is null
-                                                      and e.resource_path is null and e.resource_id is null),
-    'fields_complete', pg_catalog.count(*) filter (where e.redacted_at is null and e.ip_address is not null
-                                                     and (e.resource_path is not null or e.resource_id is not null)),
-    'missing_session', pg_catalog.count(*) filter (where e.redacted_at is null
-                                                     and e.session_id is null and e.user_agent is null),
-    'details_complete', pg_catalog.count(*) filter (where e.redacted_at is null and e.ip_address is not null
-                                                      and (e.resource_path is not null or e.resource_id is not null)
-                                                      and (e.session_id is not null or e.user_agent is not null)),
-    'clock_skewed', pg_catalog.count(*) filter (
-        where pg_catalog.abs(extract(epoch from e.received_at - e."timestamp")) > p_skew_seconds),
-    'clock_ahead', pg_catalog.count(*) filter (
-        where extract(epoch from e."timestamp" - e.received_at) > p_skew_seconds),
-    'max_clock_skew_seconds', coalesce(pg_catalog.max(pg_catalog.abs(extract(epoch from e.received_at - e."timestamp"))), 0),
-    -- Redacted for retention before the policy allowed it (evaluated only for retention-redacted rows).
-    'redacted_early', pg_catalog.count(*) filter (where case when e.redaction_reason = 'retention'
-        then e.redacted_at < e."timestamp" + pg_catalog.make_interval(days => audit.retention_days(e.compliance_tags, e.event_type))
-        else false end),
-    -- Past retention and still unredacted, with no legal hold (evaluated only for rows older than the shortest policy).
-    'overdue_retention', pg_catalog.count(*) filter (where case
-        when e.redacted_at is null and e."timestamp" < v_now - pg_catalog.make_interval(days => v_min_policy)
-        then e."timestamp" < v_now - pg_catalog.make_interval(days => audit.retention_days(e.compliance_tags, e.event_type))
-             and not audit.is_held(e, v_now)
-        else false end)
-  ) into v_facts
-  from audit.audit_events e
-  where e."timestamp" >= p_start and e."timestamp" < p_end;
 
-  with grouped as (
-    select pg_catalog.date_trunc(p_bucket, e."timestamp" at time zone 'UTC') as bucket, e.event_type,
-           pg_catalog.count(*) as events, pg_catalog.count(*) filter (where e.status = 'failure') as failures
+  select pg_catalog.count(*) into v_users
+    from (select e.user_id from audit.audit_events e
+           where e."timestamp" >= p_start and e."timestamp" < p_end group by e.user_id) u;
+
+  with facts as (
+    select pg_catalog.date_trunc(p_bucket, e."timestamp" at time zone 'UTC') as bucket,
+           e.event_type, e.status, e.compliance_tags,
+           audit.is_admin_action(e.event_type, e.action) as admin,
+           audit.is_audit_log_access(e.action, e.resource_path) as log_access,
+           audit.is_credential_change(e.event_type, e.action) as credential,
+           audit.is_audit_log_lifecycle(e.event_type, e.action) as lifecycle,
+           audit.is_system_object_change(e.event_type, e.action) as system_object,
+           e.redaction_reason,
+           e.ip_address is not null as has_origin,
+           (e.resource_path is not null or e.resource_id is not null) as has_resource,
+           (e.session_id is not null or e.user_agent is not null) as has_session,
+           e."timestamp" < e.received_at - v_skew or e."timestamp" > e.received_at + v_skew as skewed,
+           e."timestamp" > e.received_at + v_skew as ahead,
+           greatest(e.received_at - e."timestamp", e."timestamp" - e.received_at) as skew,
+           -- redacted for retention before the policy allowed it (the policy is looked up only for those rows)
+           case when e.redaction_reason = 'retention'
+                then e.redacted_at < e."timestamp" + pg_catalog.make_interval(
+                       days => audit.retention_days(e.compliance_tags, e.event_type))
+                else false end as redacted_early,
+           -- past retention, unredacted, not on hold (looked up only for rows older than the shortest policy)
+           case when e.redacted_at is null and e."timestamp" < v_old
+                then e."timestamp" < v_now - pg_catalog.make_interval(
+                       days => audit.retention_days(e.compliance_tags, e.event_type))
+                     and not audit.is_held(e, v_now)
+                else false end as overdue,
+           e.seq, e."timestamp" as ts
       from audit.audit_events e
      where e."timestamp" >= p_start and e."timestamp" < p_end
-     group by 1, 2
   ),
-  by_type as (select g.event_type, pg_catalog.sum(g.events)::bigint as events from grouped g group by 1),
+  g as materialized (
+    select f.bucket, f.event_type, f.status, f.compliance_tags, f.admin, f.log_access, f.credential, f.lifecycle,
+           f.system_object, f.redaction_reason, f.has_origin, f.has_resource, f.has_session, f.skewed, f.ahead,
+           f.redacted_early, f.overdue,
+           pg_catalog.count(*) as n, pg_catalog.max(f.skew) as max_skew,
+           pg_catalog.min(f.seq) as min_seq, pg_catalog.max(f.seq) as max_seq,
+           pg_catalog.min(f.ts) as min_ts, pg_catalog.max(f.ts) as max_ts
+      from facts f
+     group by f.bucket, f.event_type, f.status, f.compliance_tags, f.admin, f.log_access, f.credential, f.lifecycle,
+              f.system_object, f.redaction_reason, f.has_origin, f.has_resource, f.has_session, f.skewed, f.ahead,
+              f.redacted_early, f.overdue
+  ),
+  totals as (
+    select pg_catalog.jsonb_build_object(
+      'total_events', coalesce(pg_catalog.sum(g.n), 0),
+      'distinct_users', v_users,
+      'failures', coalesce(pg_catalog.sum(g.n) filter (where g.status = 'failure'), 0),
+      'min_seq', pg_catalog.min(g.min_seq),
+      'max_seq', pg_catalog.max(g.max_seq),
+      'first_timestamp', audit.format_timestamp(pg_catalog.min(g.min_ts)),
+      'last_timestamp', audit.format_timestamp(pg_catalog.max(g.max_ts)),
+      'redacted', coalesce(pg_catalog.sum(g.n) filter (where g.redaction_reason is not null), 0),
+      'redacted_erasure', coalesce(pg_catalog.sum(g.n) filter (where g.redaction_reason = 'erasure'), 0),
+      'untagged', coalesce(pg_catalog.sum(g.n) filter (where pg_catalog.cardinality(g.compliance_tags) = 0), 0),
+      'tagged', pg_catalog.jsonb_build_object(
+        'gdpr', coalesce(pg_catalog.sum(g.n) filter (where 'gdpr' = any(g.compliance_tags)), 0),
+        'hipaa', coalesce(pg_catalog.sum(g.n) filter (where 'hipaa' = any(g.compliance_tags)), 0),
+        'sox', coalesce(pg_catalog.sum(g.n) filter (where 'sox' = any(g.compliance_tags)), 0),
+        'pci_dss', coalesce(pg_catalog.sum(g.n) filter (where 'pci_dss' = any(g.compliance_tags)), 0),
+        'iso_27001', coalesce(pg_catalog.sum(g.n) filter (where 'iso_27001' = any(g.compliance_tags)), 0),
+        'cis', coalesce(pg_catalog.sum(g.n) filter (where 'cis' = any(g.compliance_tags)), 0)),
+      'pci_classes', pg_catalog.jsonb_build_object(
+        '10.2.1.1', coalesce(pg_catalog.sum(g.n) filter (where g.event_type in ('file_access', 'file_download')
+                                                           and 'pci_dss' = any(g.compliance_tags)), 0),
+        '10.2.1.2', coalesce(pg_catalog.sum(g.n) filter (where g.admin), 0),
+        '10.2.1.3', coalesce(pg_catalog.sum(g.n) filter (where g.log_access), 0),
+        '10.2.1.4', coalesce(pg_catalog.sum(g.n) filter (where audit.is_invalid_access(g.event_type, g.status)), 0),
+        '10.2.1.5', coalesce(pg_catalog.sum(g.n) filter (where g.credential), 0),
+        '10.2.1.6', coalesce(pg_catalog.sum(g.n) filter (where g.lifecycle), 0),
+        '10.2.1.7', coalesce(pg_catalog.sum(g.n) filter (where g.system_object), 0)),
+      'admin_actions', coalesce(pg_catalog.sum(g.n) filter (where g.admin), 0),
+      'untagged_admin_actions', coalesce(pg_catalog.sum(g.n) filter (where g.admin
+                                                              and pg_catalog.cardinality(g.compliance_tags) = 0), 0),
+      -- Field completeness is judged on unredacted events: redaction blanks origin fields on purpose.
+      'unredacted', coalesce(pg_catalog.sum(g.n) filter (where g.redaction_reason is null), 0),
+      'missing_origin', coalesce(pg_catalog.sum(g.n) filter (where g.redaction_reason is null and not g.has_origin), 0),
+      'missing_resource', coalesce(pg_catalog.sum(g.n) filter (where g.redaction_reason is null and not g.has_resource), 0),
+      'fields_complete', coalesce(pg_catalog.sum(g.n) filter (where g.redaction_reason is null and g.has_origin
+                                                                and g.has_resource), 0),
+      'missing_session', coalesce(pg_catalog.sum(g.n) filter (where g.redaction_reason is null and not g.has_session), 0),
+      'details_complete', coalesce(pg_catalog.sum(g.n) filter (where g.redaction_reason is null and g.has_origin
+                                                                 and g.has_resource and g.has_session), 0),
+      'clock_skewed', coalesce(pg_catalog.sum(g.n) filter (where g.skewed), 0),
+      'clock_ahead', coalesce(pg_catalog.sum(g.n) filter (where g.ahead), 0),
+      'max_clock_skew_seconds', coalesce(extract(epoch from pg_catalog.max(g.max_skew)), 0),
+      'redacted_early', coalesce(pg_catalog.sum(g.n) filter (where g.redacted_early), 0),
+      'overdue_retention', coalesce(pg_catalog.sum(g.n) filter (where g.overdue), 0)) as facts
+    from g
+  ),
+  by_type as (select g.event_type, pg_catalog.sum(g.n)::bigint as events from g group by 1),
   by_bucket as (
-    select g.bucket, pg_catalog.sum(g.events)::bigint as events, pg_catalog.sum(g.failures)::bigint as failures
-      from grouped g group by 1
+    select g.bucket, pg_catalog.sum(g.n)::bigint as events,
+           coalesce(pg_catalog.sum(g.n) filter (where g.status = 'failure'), 0)::bigint as failures
+      from g group by 1
   ),
   alerts as (
     select pg_catalog.date_trunc(p_bucket, a.first_event_at at time zone 'UTC') as bucket,
@@ -336,19 +369,20 @@ begin
                                       (p_end at time zone 'UTC') - interval '1 microsecond',
                                       case p_bucket when 'hour' then interval '1 hour' else interval '1 day' end) as s(bucket)
   )
-  select (select coalesce(pg_catalog.jsonb_object_agg(t.event_type, t.events), '{}'::jsonb) from by_type t),
-         (select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+  select t.facts || pg_catalog.jsonb_build_object(
+           'events_by_type', (select coalesce(pg_catalog.jsonb_object_agg(bt.event_type, bt.events), '{}'::jsonb)
+                                from by_type bt),
+           'risk_trend', coalesce((select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                    'bucket_start', pg_catalog.to_char(b.bucket, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
                    'events', coalesce(bb.events, 0), 'failures', coalesce(bb.failures, 0),
                    'alerts', coalesce(al.alerts, 0), 'max_risk_score', al.max_risk) order by b.bucket)
-            from buckets b
-            left join by_bucket bb on bb.bucket = b.bucket
-            left join alerts al on al.bucket = b.bucket)
-    into v_types, v_trend;
-
-  return v_facts || pg_catalog.jsonb_build_object('events_by_type', v_types, 'risk_trend', coalesce(v_trend, '[]'::jsonb),
-                                                  'bucket', p_bucket, 'skew_seconds', p_skew_seconds,
-                                                  'as_of', audit.format_timestamp(v_now));
+               from buckets b
+               left join by_bucket bb on bb.bucket = b.bucket
+               left join alerts al on al.bucket = b.bucket), '[]'::jsonb),
+           'bucket', p_bucket, 'skew_seconds', p_skew_seconds, 'as_of', audit.format_timestamp(v_now))
+    into v_result
+    from totals t;
+  return v_result;
 end
 $$;
 
@@ -665,76 +699,84 @@ $$;
 create function audit.report_chain_links(p_from_seq bigint, p_to_seq bigint) returns jsonb
 language sql stable security definer set search_path = ''
 as $$
+  -- One pass in seq order over the primary key; the event before the range is read for its chain_hash only.
   with linked as (
-    select e.seq, e.prev_hash, e.chain_hash, e.checksum,
-           pg_catalog.lag(e.seq) over w as prior_seq,
-           pg_catalog.lag(e.chain_hash) over w as prior_chain_hash
+    select e.seq, e.redacted_at is not null as redacted,
+           case
+             when e.seq = 1 and e.prev_hash <> pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex') then 'reordered'
+             when e.seq > 1 and pg_catalog.lag(e.seq) over w is distinct from e.seq - 1 then 'missing'
+             when e.seq > 1 and e.prev_hash <> pg_catalog.lag(e.chain_hash) over w then 'reordered'
+             when e.chain_hash <> pg_catalog.sha256(e.prev_hash || e.checksum) then 'chain_hash_mismatch'
+           end as reason
       from audit.audit_events e
      where e.seq between greatest(p_from_seq - 1, 1) and p_to_seq
     window w as (order by e.seq)
-  ),
-  checked as (
-    select l.seq,
-           case
-             when l.seq = 1 and l.prev_hash <> pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex') then 'reordered'
-             when l.seq > 1 and l.prior_seq is distinct from l.seq - 1 then 'missing'
-             when l.seq > 1 and l.prev_hash <> l.prior_chain_hash then 'reordered'
-             when l.chain_hash <> pg_catalog.sha256(l.prev_hash || l.checksum) then 'chain_hash_mismatch'
-           end as reason
-      from linked l
-     where l.seq >= p_from_seq
   )
   select pg_catalog.jsonb_build_object(
     'from_seq', p_from_seq, 'to_seq', p_to_seq,
-    'checked', pg_catalog.count(*),
+    'checked', pg_catalog.count(*) filter (where l.seq >= p_from_seq),
     'expected', greatest(p_to_seq - p_from_seq + 1, 0),
-    'first_invalid_seq', pg_catalog.min(c.seq) filter (where c.reason is not null),
-    'reason', (select c2.reason from checked c2 where c2.reason is not null order by c2.seq limit 1),
-    'redacted', (select pg_catalog.count(*) from audit.audit_events e
-                  where e.seq between p_from_seq and p_to_seq and e.redacted_at is not null))
-  from checked c
+    'first_invalid_seq', pg_catalog.min(l.seq) filter (where l.seq >= p_from_seq and l.reason is not null),
+    'reason', (pg_catalog.array_agg(l.reason order by l.seq)
+                 filter (where l.seq >= p_from_seq and l.reason is not null))[1],
+    'redacted', pg_catalog.count(*) filter (where l.seq >= p_from_seq and l.redacted))
+  from linked l
 $$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Notable events: what an auditor should look at first, each with why.
 -- ---------------------------------------------------------------------------------------------
-create function audit.report_notable_events(p_start timestamptz, p_end timestamptz, p_skew_seconds integer default 300,
-                                            p_limit integer default 50)
+create function audit.report_notable_events(p_start timestamptz, p_end timestamptz, p_from_seq bigint, p_to_seq bigint,
+                                            p_skew_seconds integer default 300, p_limit integer default 50)
 returns jsonb
 language sql stable security definer set search_path = ''
 as $$
+  -- Walks the period's seq range on the primary key and stops at p_limit notable events.
   with alerted as (
     select x.event_id, pg_catalog.min(x.rule) as rule
       from (select a.rule, pg_catalog.unnest(a.event_ids[1:50]) as event_id from audit.security_alerts a
              where a.first_event_at >= p_start and a.first_event_at < p_end) x
      group by 1
-  ),
-  candidates as (
-    select e.seq, e.event_id, e."timestamp", e.event_type, e.user_id, e.ip_address, e.resource_path, e.status,
-           e.security_level,
-           case
-             when al.rule is not null then 'evidence of alert ' || al.rule
-             when audit.is_admin_action(e.event_type, e.action) and pg_catalog.cardinality(e.compliance_tags) = 0
-               then 'administrative action without compliance tags'
-             when e.status = 'failure' and e.security_level in ('high', 'critical')
-               then 'failed ' || e.security_level || ' event'
-             when e.action in ('gdpr_export', 'gdpr_erasure') then 'data-subject request (' || e.action || ')'
-             when pg_catalog.abs(extract(epoch from e.received_at - e."timestamp")) > p_skew_seconds
-               then 'timestamp ' || pg_catalog.round(extract(epoch from e.received_at - e."timestamp"))::text
-                    || ' s from its arrival'
-             when e.event_type = 'permission_change' then 'permission change'
-           end as why
-      from audit.audit_events e
-      left join alerted al on al.event_id = e.event_id
-     where e."timestamp" >= p_start and e."timestamp" < p_end
   )
   select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
            'event_id', c.event_id, 'seq', c.seq, 'timestamp', audit.format_timestamp(c."timestamp"),
            'event_type', c.event_type, 'user_id', c.user_id, 'ip_address', pg_catalog.host(c.ip_address),
            'resource_path', c.resource_path, 'status', c.status, 'security_level', c.security_level, 'why', c.why)
            order by c.seq), '[]'::jsonb)
-    from (select * from candidates k where k.why is not null order by k.seq
-           limit least(greatest(p_limit, 1), 1000)) c
+    from (
+      select k.* from (
+        select e.seq, e.event_id, e."timestamp", e.event_type, e.user_id, e.ip_address, e.resource_path, e.status,
+               e.security_level,
+               case
+                 when al.rule is not null then 'evidence of alert ' || al.rule
+                 when audit.is_admin_action(e.event_type, e.action) and pg_catalog.cardinality(e.compliance_tags) = 0
+                   then 'administrative action without compliance tags'
+                 when e.status = 'failure' and e.security_level in ('high', 'critical')
+                   then 'failed ' || e.security_level || ' event'
+                 when e.action in ('gdpr_export', 'gdpr_erasure') then 'data-subject request (' || e.action || ')'
+                 when pg_catalog.abs(extract(epoch from e.received_at - e."timestamp")) > p_skew_seconds
+                   then 'timestamp ' || pg_catalog.round(extract(epoch from e.received_at - e."timestamp"))::text
+                        || ' s from its arrival'
+                 when e.event_type = 'permission_change' then 'permission change'
+               end as why
+          from audit.audit_events e
+          left join alerted al on al.event_id = e.event_id
+         where e.seq between p_from_seq and p_to_seq
+           and e."timestamp" >= p_start and e."timestamp" < p_end
+         order by e.seq
+      ) k
+      where k.why is not null
+      order by k.seq
+      limit least(greatest(p_limit, 1), 1000)) c
+$$;
+
+-- The first and last seq of the period's events (the CSV and the chain check walk this range by seq).
+create function audit.report_seq_range(p_start timestamptz, p_end timestamptz) returns jsonb
+language sql stable security definer set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object('min_seq', pg_catalog.min(e.seq), 'max_seq', pg_catalog.max(e.seq))
+    from audit.audit_events e
+   where e."timestamp" >= p_start and e."timestamp" < p_end
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -747,7 +789,7 @@ language sql immutable parallel safe
 as $$
   select case when p_value is null then ''
               else '"' || pg_catalog.replace(
-                     case when p_value ~ '^[=+@\t\r-]' then '''' || p_value else p_value end, '"', '""') || '"'
+                     case when pg_catalog.left(p_value, 1) in ('=', '+', '-', '@', E'\t', E'\r') then '''' || p_value else p_value end, '"', '""') || '"'
          end
 $$;
 
@@ -796,6 +838,7 @@ grant execute on function
   audit.report_retention(text),
   audit.report_gdpr_requests(timestamptz, timestamptz, integer),
   audit.report_chain_links(bigint, bigint),
-  audit.report_notable_events(timestamptz, timestamptz, integer, integer),
+  audit.report_notable_events(timestamptz, timestamptz, bigint, bigint, integer, integer),
+  audit.report_seq_range(timestamptz, timestamptz),
   audit.report_events_csv(timestamptz, timestamptz, bigint, bigint, integer)
   to service_role;
