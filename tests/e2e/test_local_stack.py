@@ -120,6 +120,22 @@ def test_invoke_runs_a_schedule_with_its_template_input(stack: RunningStack) -> 
     assert answer["result"]["complete"] is True
 
 
+def test_invoke_reports_runs_the_first_report_schedule(stack: RunningStack, api: httpx.Client) -> None:
+    """Given the reports function's schedules, When `audit-trail invoke reports` runs, Then the first one
+    (in template order) ran with its input and its report is listed by GET /reports."""
+    report_schedules = [s for s in stack.state["schedules"] if s["function"] == "ReportsFunction"]
+    if not report_schedules:
+        pytest.skip("this build has no report schedules")
+
+    done = run_cli("invoke", "reports", "--data-dir", str(stack.data_dir))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer = orjson.loads(done.stdout)
+    assert (answer["function"], answer["input"]) == ("ReportsFunction", report_schedules[0]["input"])
+    listed = api.get("/reports").json()["reports"]
+    assert [report["standard"] for report in listed] == [report_schedules[0]["input"]["standard"]]
+
+
 def test_invoke_refuses_unknown_names_and_reports_function_errors(stack: RunningStack) -> None:
     """Given a running stack, When an unknown schedule or a wrong input is invoked, Then the CLI says so."""
     unknown = run_cli("invoke", "coffee", "--api-url", stack.api_url)

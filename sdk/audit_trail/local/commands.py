@@ -137,8 +137,9 @@ def register_local_commands(commands: Any) -> None:
         help="run a scheduled function once in the running local stack (anchor, reports, retention, sweep)",
         description="Run a scheduled function of template.yaml once, with its schedule's Input, inside the "
         "running `audit-trail local` (found by --api-url, $AUDIT_LOCAL_API_URL, or the state file in "
-        "--data-dir). NAME is the schedule input's action (sweep, retention, ...), the schedule's name or the "
-        "function's logical id. Prints the function's result as JSON; exits 1 if it failed.",
+        "--data-dir). NAME is the schedule's input action when unique (sweep, retention, anchor), else its name "
+        "(monthly-sox, ...), or the function's name (reports: its first schedule). Unknown names list the "
+        "known ones. Prints the function's result as JSON; exits 1 if it failed.",
     )
     invoke.add_argument("name", metavar="NAME", help="e.g. anchor, reports, retention, sweep")
     invoke.add_argument("--input", help="JSON event to send instead of the schedule's Input")

@@ -8,6 +8,7 @@ container: Powertools' resolver keeps the current event on the app object and is
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import threading
 import time
@@ -92,15 +93,40 @@ class Runtime:
             return handler(event, context)
 
     def schedule(self, name: str) -> Schedule:
-        """A schedule by its input's action (`sweep`), its event name or its function's logical id."""
-        wanted = name.lower()
+        """A schedule by any of its names (see `aliases`); the first in template order when several match,
+        so `reports` runs the reports function's first schedule."""
+        wanted = _normal(name)
         for schedule in self.schedules:
-            names = {schedule.name.lower(), schedule.function.lower(), (schedule.action or "").lower()}
-            if wanted in names or wanted.rstrip("s") in {n.rstrip("s") for n in names if n}:
+            aliases = self.aliases(schedule)
+            if wanted in aliases or wanted.rstrip("s") in {alias.rstrip("s") for alias in aliases}:
                 return schedule
-        known = ", ".join(sorted(self.schedule_names())) or "none"
+        known = ", ".join(self.schedule_names()) or "none"
         raise UnknownSchedule(f"no scheduled function {name!r}; known: {known}")
 
+    def aliases(self, schedule: Schedule) -> set[str]:
+        """Names a schedule answers to: its display name, its event name, its input's `schedule`, its
+        function's logical id and that id without `Function` (`reports`, `detect-sweep`)."""
+        names = {self.display_name(schedule), _normal(schedule.name), _normal(schedule.function)}
+        names.add(_normal(schedule.function.removesuffix("Function")))
+        if isinstance(schedule.input, dict) and isinstance(schedule.input.get("schedule"), str):
+            names.add(_normal(schedule.input["schedule"]))
+        return names
+
+    def display_name(self, schedule: Schedule) -> str:
+        """The input's `action` when no other schedule shares it, else the schedule's own name."""
+        actions = [s.action for s in self.schedules]
+        if schedule.action and actions.count(schedule.action) == 1:
+            return _normal(schedule.action)
+        if isinstance(schedule.input, dict) and isinstance(schedule.input.get("schedule"), str):
+            return _normal(schedule.input["schedule"])
+        return _normal(schedule.name)
+
     def schedule_names(self) -> list[str]:
-        """The names `audit-trail invoke` accepts, one per schedule."""
-        return [schedule.action or schedule.name for schedule in self.schedules]
+        """The names `audit-trail invoke` shows, one per schedule."""
+        return [self.display_name(schedule) for schedule in self.schedules]
+
+
+def _normal(name: str) -> str:
+    """`MonthlyPciDss`, `monthly_pci_dss` and `monthly-pci-dss` all become `monthly-pci-dss`."""
+    kebab = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name.strip())
+    return kebab.replace("_", "-").lower()
