@@ -824,3 +824,11 @@ def test_reports_generated_from_a_seeded_database_render_cleanly(
         assert page.locator(".kpi-value").first.inner_text() == f"{answer.body['total_events']:,}"
         assert page.locator("svg[role=img]").count() == 7
         page.close()
+
+
+def test_a_missing_browser_fails_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given no chromium on PATH, when the browser is looked for, then the test fails naming `make install`."""
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+
+    with pytest.raises(pytest.fail.Exception, match=r"run `make install`"):
+        _chromium()
