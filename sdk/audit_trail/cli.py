@@ -116,15 +116,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from audit_trail.verify import SealedRowError, UsageError, choose_chain, verify_offline
     from audit_trail.verify_digests import DigestSource, DirectoryDigestSource, S3DigestSource, save_digests
 
+    def usage(message: str) -> int:
+        print(f"audit-trail: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
     if args.from_seq != 1 or args.to_seq is not None:
         if args.digest_bucket or args.digests_dir:
-            raise SystemExit("audit-trail: --from-seq/--to-seq check events only: leave out the digests")
+            return usage("--from-seq/--to-seq check events only: leave out the digests")
         return _verify_range(args)
     url = _database_url(args)
+    if args.workers is not None and args.workers < 1:
+        return usage("--workers must be at least 1")
+    if args.endpoint_url and not args.digest_bucket:
+        return usage("--endpoint-url is for --digest-bucket")
     try:
         public_key = Path(args.public_key).read_bytes() if args.public_key else None
     except OSError as exc:
-        raise SystemExit(f"audit-trail: cannot read --public-key: {exc}") from None
+        return usage(f"cannot read --public-key: {exc}")
     source: DigestSource | None = None
     try:
         if args.digest_bucket:

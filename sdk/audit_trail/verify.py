@@ -282,11 +282,13 @@ def _verify_events(
 # ---------------------------------------------------------------------------------------------
 
 
-def _recorded_digests(url: str) -> tuple[dict[int, str], int | None]:
+def _recorded_digests(url: str, chain_id: str) -> tuple[dict[int, str], int | None]:
     """The signatures and count the database's ``digests`` table records (only used to name failures)."""
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            rows = conn.execute("select digest_seq, signature from audit.digests order by digest_seq").fetchall()
+            rows = conn.execute(
+                "select digest_seq, signature from audit.digests where chain_id = %s order by digest_seq", (chain_id,)
+            ).fetchall()
     except psycopg.Error:
         return {}, None  # no anchors table (yet), or no right to read it: the digests stand on their own
     return {int(seq): str(signature) for seq, signature in rows if signature is not None}, len(rows)
@@ -359,16 +361,18 @@ def verify_offline(
     """
     started = time.monotonic()
     try:
-        head = read_head(database_url)
-        report = Report(chain_id=head.chain_id, head_seq=head.seq, events_total=head.seq)
         check: DigestCheck | None = None
+        # The digests first, then the head: a digest written meanwhile then still has tree_size <= head.
         if digests is not None:
             digest_chain = choose_chain(digests, chain_id)
-            recorded, recorded_count = _recorded_digests(database_url)
+            recorded, recorded_count = _recorded_digests(database_url, digest_chain)
             check = check_digests(digests, digest_chain, recorded_signatures=recorded, recorded_count=recorded_count)
+        head = read_head(database_url)
+        report = Report(chain_id=head.chain_id, head_seq=head.seq, events_total=head.seq)
+        if digests is not None and check is not None:
             report.digests_checked = True
             report.digest_source = digests.description
-            report.digest_chain_id = digest_chain
+            report.digest_chain_id = check.chain_id
             report.digests_total = check.total
             report.signing_keys = dict(check.fingerprints)
         proven = [] if check is None else check.proven

@@ -396,11 +396,18 @@ def test_cli_usage_errors_exit_two(trail: Trail, tmp_path: Path, capsys: pytest.
     with pytest.raises(SystemExit) as both:
         main(["verify", "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--digests-dir", str(tmp_path)])
     assert both.value.code == 2
-    with pytest.raises(SystemExit) as ranged:
-        main(["verify", "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--from-seq", "5"])
-    assert ranged.value.code != 0
+    assert main(["verify", "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--from-seq", "5"]) == 2
+    assert main(["verify", "--database-url", trail.db_url, "--workers", "0"]) == 2
+    assert main(["verify", "--database-url", trail.db_url, "--public-key", str(tmp_path / "none.pem")]) == 2
     errors = capsys.readouterr().err
     assert "no digests of chain 'other'" in errors
+    assert "--from-seq/--to-seq check events only" in errors
+    assert "cannot read --public-key" in errors
+
+
+def test_cli_range_checks_events_only(trail: Trail, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_cli(capsys, "--database-url", trail.db_url, "--from-seq", "11", "--to-seq", "20")
+    assert (code, out.split(" (")[0]) == (0, "10/10 events valid, 0 redacted")
 
 
 def test_cli_reads_a_moto_server_through_endpoint_url(
