@@ -266,6 +266,7 @@ class ApiServer:
     """werkzeug's threaded WSGI server for the LocalApi, in a background thread."""
 
     def __init__(self, app: LocalApi, host: str = "127.0.0.1", port: int = 3000) -> None:
+        self.app = app
         self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
         self.url = f"http://{host}:{self._server.server_port}"

@@ -214,6 +214,19 @@ class LocalStack:
             release_embedded_server(self._embedded_dir)
             self._embedded_dir = None
 
+    def pause_api(self) -> None:
+        """Stop serving HTTP (clients get connection refused), as an outage would; the rest keeps running."""
+        if self._api is not None:
+            self._api.stop()
+
+    def resume_api(self) -> None:
+        """Serve the API again on the same address after `pause_api`."""
+        if self._api is None:
+            raise RuntimeError("the stack is not running")
+        port = int(self.api_url.rsplit(":", 1)[1])
+        self._api = ApiServer(self._api.app, self.config.host, port)
+        self._api.start()
+
     def wait(self) -> int:
         """Block until SIGINT or SIGTERM (main thread only), then stop; the exit status to return."""
         received: list[int] = []
@@ -353,7 +366,15 @@ class LocalStack:
             "moto_endpoint": self.moto_endpoint,
             "data_dir": str(self.config.data_dir.resolve()),
             "template": str(self.template.path) if self.template else None,
-            "routes": [{"method": r.method, "path": r.path, "function": r.function} for r in self.template.routes()]
+            "routes": [
+                {
+                    "method": r.method,
+                    "path": r.path,
+                    "function": r.function,
+                    "authorizer": r.authorizer.function if r.authorizer else None,
+                }
+                for r in self.template.routes()
+            ]
             if self.template
             else [],
             "schedules": [
@@ -407,7 +428,8 @@ class LocalStack:
             )
         lines.append("  routes")
         for route in status["routes"]:
-            lines.append(f"    {route['method']:<6} {route['path']:<32} {route['function']}")
+            auth = f"  (authorizer {route['authorizer']})" if route["authorizer"] else ""
+            lines.append(f"    {route['method']:<6} {route['path']:<32} {route['function']}{auth}")
         return "\n".join(lines)
 
 
