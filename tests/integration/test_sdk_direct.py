@@ -164,6 +164,28 @@ def test_database_outage_in_direct_mode_loses_nothing(
         assert stored_ids(fresh) == sent
 
 
+def test_events_are_flushed_when_the_program_exits(db_url: str, db: psycopg.Connection[Any]) -> None:
+    """Given a program that logs events and exits without close(), then the exit hook delivers them."""
+    import os
+    import subprocess
+    import sys
+
+    program = (
+        "from audit_trail import AuditConfig, AuditLogger\n"
+        "logger = AuditLogger(AuditConfig(flush_interval_seconds=60, batch_size=1000))\n"
+        "for n in range(10):\n"
+        "    logger.log_event_sync(logger.create_audit_event(event_type='system_event', user_id='cron',"
+        " action='tick', event_id=f'exit-{n}'))\n"
+        "print(len(logger.pending_events()))\n"
+    )
+    env = {**os.environ, "DATABASE_URL": db_url, "AUDIT_DATABASE_ROLE": "service_role"}
+    env.pop("AUDIT_API_URL", None)
+    result = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "10"  # still buffered when the program's last line ran
+    assert stored_ids(db) == [f"exit-{n}" for n in range(10)]
+
+
 def test_reports_in_direct_mode_say_what_to_configure(db_url: str) -> None:
     """Given a logger writing to the database, when a report is asked for, then the error names the way."""
     audit_logger = AuditLogger(direct_config(db_url))
