@@ -1,17 +1,21 @@
-"""Analytics Lambda (API): `GET /analytics`, security trends computed in SQL. Parsing and mapping only.
+"""Analytics Lambda (API): `GET /analytics`, security trends computed in SQL, and `GET /dashboard`, the
+page that draws them. Parsing and mapping only.
 
-Access (auditor or admin, layers/common/audit_common/access.py) is enforced by the API's authorizer
-once it is wired; the route itself stays a thin call to the service.
+Access (`/analytics`: auditor or admin; `/dashboard`: anyone, the page signs in with a Supabase JWT; see
+layers/common/audit_common/access.py) is enforced by the API's authorizer once it is wired; the routes
+themselves stay thin calls.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import AwareDatetime
 
 from analytics.config import get_analytics_settings
+from analytics.dashboard import DASHBOARD_HEADERS, dashboard_html
 from analytics.model import AnalyticsOut
 from analytics.service import AnalyticsService, resolve_period
 from audit_common.db import get_transport
@@ -40,6 +44,21 @@ def get_analytics(
     settings = get_analytics_settings()
     period = resolve_period(start, end, bucket, settings)
     return AnalyticsService(get_transport(), settings).trends(period)
+
+
+@app.get(
+    "/dashboard",
+    summary="The security dashboard (one self-contained HTML page)",
+    description="Signs in with a Supabase access token kept in the tab's session storage, then calls "
+    "/analytics, /alerts and /reports with it. No third-party resource is loaded.",
+    responses={200: {"description": "The page", "content": {"text/html": {}}}},
+    tags=["analytics"],
+)
+def get_dashboard() -> Response[str]:
+    """The page; its inline script and style are pinned by hash in its Content-Security-Policy."""
+    return Response(
+        status_code=200, content_type="text/html; charset=utf-8", body=dashboard_html(), headers=dict(DASHBOARD_HEADERS)
+    )
 
 
 lambda_handler = api_lambda_handler(app)

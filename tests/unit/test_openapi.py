@@ -32,6 +32,7 @@ def test_openapi_documents_every_route_and_the_error_envelope() -> None:
         "/reports",
         "/reports/{report_id}",
         "/analytics",
+        "/dashboard",
     }
     assert set(document["paths"]["/events"]) == {"get", "post"}
     post = document["paths"]["/events"]["post"]

@@ -58,7 +58,7 @@ RETENTION_ROUTES = {
     ("POST", "/subjects/{user_id}/erasure"),
 }
 REPORTS_ROUTES = {("POST", "/reports"), ("GET", "/reports"), ("GET", "/reports/{report_id}")}
-ANALYTICS_ROUTES = {("GET", "/analytics")}
+ANALYTICS_ROUTES = {("GET", "/analytics"), ("GET", "/dashboard")}
 ROUTES_BY_FUNCTION = {
     "IngestFunction": INGEST_ROUTES,
     "DetectFunction": DETECT_ROUTES,
