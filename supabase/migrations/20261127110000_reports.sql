@@ -729,26 +729,36 @@ $$;
 create function audit.report_notable_events(p_start timestamptz, p_end timestamptz, p_from_seq bigint, p_to_seq bigint,
                                             p_skew_seconds integer default 300, p_limit integer default 50)
 returns jsonb
-language sql stable security definer set search_path = ''
+language plpgsql stable security definer set search_path = ''
 as $$
-  -- Walks the period's seq range on the primary key and stops at p_limit notable events.
+declare
+  v_result jsonb;
+begin
+  -- plpgsql, so the query is planned for the actual range: it walks the period's seq range on the
+  -- primary key and stops at p_limit notable events. Alert evidence is a hashed set lookup per row;
+  -- the rule is named only for the rows returned.
   with alerted as (
-    select x.event_id, pg_catalog.min(x.rule) as rule
-      from (select a.rule, pg_catalog.unnest(a.event_ids[1:50]) as event_id from audit.security_alerts a
-             where a.first_event_at >= p_start and a.first_event_at < p_end) x
-     group by 1
+    select pg_catalog.unnest(a.event_ids[1:50]) as event_id
+      from audit.security_alerts a
+     where a.first_event_at >= p_start and a.first_event_at < p_end
   )
   select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
            'event_id', c.event_id, 'seq', c.seq, 'timestamp', audit.format_timestamp(c."timestamp"),
            'event_type', c.event_type, 'user_id', c.user_id, 'ip_address', pg_catalog.host(c.ip_address),
-           'resource_path', c.resource_path, 'status', c.status, 'security_level', c.security_level, 'why', c.why)
+           'resource_path', c.resource_path, 'status', c.status, 'security_level', c.security_level,
+           'why', case when c.why = 'alert'
+                       then 'evidence of alert ' || (select pg_catalog.min(a.rule) from audit.security_alerts a
+                                                      where a.first_event_at >= p_start and a.first_event_at < p_end
+                                                        and c.event_id = any(a.event_ids[1:50]))
+                       else c.why end)
            order by c.seq), '[]'::jsonb)
+    into v_result
     from (
       select k.* from (
         select e.seq, e.event_id, e."timestamp", e.event_type, e.user_id, e.ip_address, e.resource_path, e.status,
                e.security_level,
                case
-                 when al.rule is not null then 'evidence of alert ' || al.rule
+                 when e.event_id in (select x.event_id from alerted x) then 'alert'
                  when audit.is_admin_action(e.event_type, e.action) and pg_catalog.cardinality(e.compliance_tags) = 0
                    then 'administrative action without compliance tags'
                  when e.status = 'failure' and e.security_level in ('high', 'critical')
@@ -760,14 +770,14 @@ as $$
                  when e.event_type = 'permission_change' then 'permission change'
                end as why
           from audit.audit_events e
-          left join alerted al on al.event_id = e.event_id
          where e.seq between p_from_seq and p_to_seq
            and e."timestamp" >= p_start and e."timestamp" < p_end
-         order by e.seq
       ) k
       where k.why is not null
       order by k.seq
-      limit least(greatest(p_limit, 1), 1000)) c
+      limit least(greatest(p_limit, 1), 1000)) c;
+  return v_result;
+end
 $$;
 
 -- The first and last seq of the period's events (the CSV and the chain check walk this range by seq).
