@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -136,6 +137,20 @@ def test_invoke_reports_runs_the_first_report_schedule(stack: RunningStack, api:
     assert [report["standard"] for report in listed] == [report_schedules[0]["input"]["standard"]]
 
 
+def test_every_schedule_of_the_template_runs_in_the_stack(stack: RunningStack, api: httpx.Client) -> None:
+    """Given the template's schedules, When each is invoked once on a day of events, Then every one succeeds:
+    each function finds the resources and settings its template environment names."""
+    post_chapters(api, working_day(day_events=50, users=5, seed=13)[:1])
+    failures = {}
+    for schedule in stack.state["schedules"]:
+        answer = api.post(f"/_local/invoke/{schedule['name']}", timeout=300)
+        if answer.status_code != 200:
+            failures[schedule["name"]] = answer.text[:300]
+        else:
+            assert answer.json()["input"] == schedule["input"]
+    assert failures == {}
+
+
 def test_invoke_refuses_unknown_names_and_reports_function_errors(stack: RunningStack) -> None:
     """Given a running stack, When an unknown schedule or a wrong input is invoked, Then the CLI says so."""
     unknown = run_cli("invoke", "coffee", "--api-url", stack.api_url)
@@ -145,6 +160,20 @@ def test_invoke_refuses_unknown_names_and_reports_function_errors(stack: Running
     wrong = run_cli("invoke", "sweep", "--api-url", stack.api_url, "--input", '{"action": "retention"}')
     assert wrong.returncode == 1
     assert orjson.loads(wrong.stdout)["error"]["message"].startswith("action: expected 'sweep'")
+
+
+def test_a_taken_port_is_refused_before_the_database_is_touched(e2e_database: str, tmp_path: Path) -> None:
+    """Given the API port in use, When `audit-trail local` starts, Then exit 2 naming the port, nothing migrated."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli("local", "--port", str(port), "--database-url", e2e_database, "--data-dir", str(tmp_path))
+
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port} is already in use" in done.stderr
+    with psycopg.connect(e2e_database) as db:
+        assert db.execute("select to_regnamespace('audit')").fetchone() == (None,)
 
 
 def test_invoke_without_a_running_stack_is_a_usage_error(tmp_path: Path) -> None:

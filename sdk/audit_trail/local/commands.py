@@ -33,7 +33,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 def cmd_local(args: argparse.Namespace) -> int:
     """Run the local stack until Ctrl-C or SIGTERM."""
-    from audit_trail.local.stack import LocalStack, StackConfig, started_message
+    from audit_trail.local.stack import LocalStack, PortInUse, StackConfig, started_message
 
     parameters = dict(item.split("=", 1) for item in args.parameter)
     config = StackConfig(
@@ -56,6 +56,9 @@ def cmd_local(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _say("interrupted during startup; stopped")
         return 130
+    except PortInUse as exc:
+        _say(f"audit-trail: {exc.strerror}")
+        return EXIT_USAGE
     print(stack.banner(), flush=True)
     print(started_message(stack), flush=True)
     return stack.wait()

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -144,6 +145,9 @@ class LocalStack:
     def _start(self) -> None:
         config = self.config
         self.started_at = datetime.now(UTC).isoformat()
+        # Fail before touching the database when a port is taken (migrating it would be a side effect).
+        _check_free(config.host, config.port)
+        _check_free("127.0.0.1", config.moto_port)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.database_url = self._database()
         from audit_trail.migrations import migrate
@@ -460,6 +464,21 @@ def _reset_function_state(runtime: Runtime) -> None:
             clear = getattr(value, "cache_clear", None)
             if callable(clear) and getattr(value, "__module__", None) == module.__name__:
                 clear()
+
+
+class PortInUse(OSError):
+    """The API or moto port is taken."""
+
+
+def _check_free(host: str, port: int) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(exc.errno, f"{host}:{port} is already in use: pass another --port/--moto-port") from exc
 
 
 def _configure_function_logs(level: str) -> None:
