@@ -236,6 +236,8 @@ class ReportService:
             if "csv" in request.formats and "csv" not in stored:
                 stored["csv"] = self._store_csv(request, report_id, None)
             stored.update(self._store_documents(request, report_id, report))
+            # Recorded before the report is marked ready: a report the trail does not know of is a failed one.
+            self._record_in_trail(report, stored, generated_by)
             record = self.transport.call(
                 "report_complete",
                 {
@@ -248,7 +250,6 @@ class ReportService:
         except Exception as exc:
             self.transport.call("report_fail", {"p_report_id": report_id, "p_error": f"{type(exc).__name__}: {exc}"})
             raise
-        self._record_in_trail(report, stored, generated_by)
         return self.answer(record, expires_in=self.limits.url_expiry_seconds)
 
     def _key(self, request: ReportRequest, report_id: str, fmt: str) -> str:

@@ -568,3 +568,18 @@ def test_scheduled_input_is_checked(reports_env: str) -> None:
         reports_handler.lambda_handler(
             {"action": "scheduled_report", "standard": "sox", "period": "yesterday"}, context()
         )
+
+
+def test_storage_outage_marks_the_report_failed(
+    reports_env: str, monkeypatch: pytest.MonkeyPatch, db: psycopg.Connection[Any]
+) -> None:
+    """Given a bucket that does not exist, When a report is asked for, Then the answer is an error without a
+    stack trace, the report is recorded as failed with the reason, and no event claims it was generated."""
+    monkeypatch.setenv("AUDIT_REPORTS_BUCKET", "no-such-bucket")
+    get_settings.cache_clear()
+    now = datetime.now(UTC)
+    answer = post_report("cis", now - timedelta(hours=1), now)
+    assert answer.status == 500 and set(answer.body) == {"error"}
+    status, error = one(db, "select status, error from audit.reports")
+    assert status == "failed" and "NoSuchBucket" in error
+    assert one(db, "select count(*) from audit.audit_events where action = 'report_generated'")[0] == 0
