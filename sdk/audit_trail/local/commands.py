@@ -31,6 +31,11 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _quiet_pgserver() -> None:
+    # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless noise.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     """Run the local stack until Ctrl-C or SIGTERM."""
     from audit_trail.local.stack import LocalStack, PortInUse, StackConfig, started_message
@@ -47,8 +52,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         parameters=parameters,
     )
     signal.signal(signal.SIGTERM, _terminate)
-    # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless noise.
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    _quiet_pgserver()
     _say("audit-trail local: starting (database, migrations, AWS on moto, functions, webhook relay)")
     stack = LocalStack(config, log=(lambda line: None) if args.quiet else _say)
     try:
@@ -84,6 +88,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Play the demo scenario through a local stack."""
     from audit_trail.local.demo import DemoOptions, run_demo
+
+    _quiet_pgserver()
 
     options = DemoOptions(
         day_events=args.events,
