@@ -145,3 +145,30 @@ def test_bad_range_is_refused(configured: str) -> None:
     """Given to_seq before from_seq, When verifying, Then 400 names the parameter."""
     response = verify("?from_seq=10&to_seq=2")
     assert response.status == 400 and response.body["error"]["message"].startswith("to_seq")
+
+
+def test_an_inserted_event_that_links_is_named_itself(chain: psycopg.Connection[Any]) -> None:
+    """Given seqs 20.. shifted up and a forged event at 20 linked properly to 19, When verified, Then the forged
+    seq 20 is named as inserted (seq 21 links to 19, past it), and it is not counted as checked."""
+    from audit_common.integrity import chain_hash, event_checksum
+
+    chain.execute("update audit.audit_events set seq = -seq where seq >= 20")
+    chain.execute("update audit.audit_events set seq = 1 - seq where seq < 0")
+    chain.execute(
+        """insert into audit.audit_events (seq, event_id, "timestamp", event_type, user_id, action, status,
+                                           security_level, checksum, prev_hash, chain_hash)
+           select 20, 'forged-1', "timestamp", 'permission_change', 'mallory', 'grant_role', 'success', 'high',
+                  checksum, prev_hash, chain_hash
+             from audit.audit_events where seq = 21"""
+    )
+    (event,) = chain.execute("select audit.event_json(e) from audit.audit_events e where seq = 20").fetchone()  # type: ignore[misc]
+    previous = bytes(chain.execute("select chain_hash from audit.audit_events where seq = 19").fetchone()[0])  # type: ignore[index]
+    checksum = event_checksum(event)
+    chain.execute(
+        "update audit.audit_events set checksum = %s, prev_hash = %s, chain_hash = %s where seq = 20",
+        (checksum, previous, chain_hash(previous, checksum)),
+    )
+
+    body = verify().body
+
+    assert (body["valid"], body["first_invalid_seq"], body["reason"], body["checked"]) == (False, 20, "inserted", 19)
