@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PY312  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin) $(dir $(shell command -v python3.12 2>/dev/null)))
 
-.PHONY: install browser test test-embedded lint format openapi build bench bench-detect bench-retention bench-anchor bench-verify bench-analytics demo clean
+.PHONY: install browser test test-embedded lint format openapi build bench bench-detect bench-retention bench-anchor bench-reports bench-verify bench-analytics demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-retention: $(STAMP)
 
 bench-anchor: $(STAMP)
 	$(BIN)/python bench/anchor.py
+
+bench-reports: $(STAMP)
+	$(BIN)/python bench/reports.py
 
 bench-verify: $(STAMP)
 	$(BIN)/python bench/verify.py
