@@ -8,10 +8,13 @@
 -- second on 1,000,000 events (bench/analytics.py), and an index or a trigger on the insert path
 -- would cost ingest throughput. So two small rollups are kept up to date by the analytics call
 -- itself, incrementally by seq (a watermark, like the detection sweep's), never by the writers:
---   * audit.analytics_slots: events per 5-minute slot, event type and status (no personal data);
+--   * audit.analytics_slots and audit.analytics_hours: events per 5-minute slot and per hour, event
+--     type and status (no personal data); a month is ~700 hour rows instead of ~100,000 slot rows;
 --   * audit.analytics_user_ips: each (user, IP address) pair with its first and last sighting.
--- A read adds the events above the watermark (the newest, read by seq) and the partial slots at the
--- period's edges (read by timestamp), so answers are exact whatever the rollups' lag. Seqs become
+-- A read takes whole hours from the hour rollup (when the buckets are whole hours and the time zone's
+-- offset too), whole slots from the slot rollup, and from audit_events the partial slots at the period's
+-- edges (by timestamp) and the events above the watermark (the newest, by seq), so answers are exact
+-- whatever the rollups' lag. Seqs become
 -- visible in order (the chain head lock), so "everything up to the watermark" is well defined.
 -- Redaction (retention, GDPR erasure) blanks an event's IP address: a trigger on that UPDATE only
 -- forgets the pair, or moves its first sighting past the redacted events, so the pair rollup never
@@ -29,6 +32,16 @@ create table audit.analytics_slots (
 );
 comment on table audit.analytics_slots is
   'Events per 5-minute slot (aligned to 2000-01-01T00:00Z), type and status, for events up to analytics_state.rolled_up_seq.';
+
+create table audit.analytics_hours (
+  hour_start  timestamptz not null,
+  event_type  text collate "C" not null,
+  status      text collate "C" not null,
+  events      bigint not null check (events > 0),
+  primary key (hour_start, event_type, status)
+);
+comment on table audit.analytics_hours is
+  'Events per hour (UTC), type and status, for events up to analytics_state.rolled_up_seq.';
 
 create table audit.analytics_user_ips (
   user_id     text collate "C" not null,
@@ -49,9 +62,10 @@ create table audit.analytics_state (
 insert into audit.analytics_state default values;
 
 alter table audit.analytics_slots enable row level security;
+alter table audit.analytics_hours enable row level security;
 alter table audit.analytics_user_ips enable row level security;
 alter table audit.analytics_state enable row level security;
-revoke all on audit.analytics_slots, audit.analytics_user_ips, audit.analytics_state
+revoke all on audit.analytics_slots, audit.analytics_hours, audit.analytics_user_ips, audit.analytics_state
   from public, anon, authenticated, service_role;
 
 -- The slot every rollup and every bucket is aligned to.
@@ -79,12 +93,23 @@ begin
   v_to := least((select h.seq from audit.chain_head h),
                 v_from + least(greatest(coalesce(p_max_events, 100000), 1), 1000000));
   if v_to > v_from then
-    insert into audit.analytics_slots as a (slot_start, event_type, status, events)
-    select audit.analytics_slot(e."timestamp"), e.event_type, e.status, pg_catalog.count(*)
-      from audit.audit_events e
-     where e.seq > v_from and e.seq <= v_to
+    -- the batch is read once; both count rollups are filled from its slots
+    with batch as materialized (
+      select audit.analytics_slot(e."timestamp") as slot_start, e.event_type, e.status, pg_catalog.count(*) as events
+        from audit.audit_events e
+       where e.seq > v_from and e.seq <= v_to
+       group by 1, 2, 3
+    ),
+    slots as (
+      insert into audit.analytics_slots as a (slot_start, event_type, status, events)
+      select b.slot_start, b.event_type, b.status, b.events from batch b
+      on conflict (slot_start, event_type, status) do update set events = a.events + excluded.events
+    )
+    insert into audit.analytics_hours as a (hour_start, event_type, status, events)
+    select pg_catalog.date_trunc('hour', b.slot_start, 'UTC'), b.event_type, b.status, pg_catalog.sum(b.events)
+      from batch b
      group by 1, 2, 3
-    on conflict (slot_start, event_type, status) do update set events = a.events + excluded.events;
+    on conflict (hour_start, event_type, status) do update set events = a.events + excluded.events;
 
     insert into audit.analytics_user_ips as p (user_id, ip_address, first_seen, last_seen)
     select e.user_id, e.ip_address, pg_catalog.min(e."timestamp"), pg_catalog.max(e."timestamp")
@@ -164,8 +189,10 @@ declare
   v_top       integer := least(greatest(coalesce(p_top, 10), 1), 100);
   v_tail      integer := least(greatest(coalesce(p_verify_tail, 1000), 0), 100000);
   v_rolled_up bigint := (select s.rolled_up_seq from audit.analytics_state s);
-  v_inner_from timestamptz;
-  v_inner_to  timestamptz;
+  v_slot_from timestamptz;
+  v_slot_to   timestamptz;
+  v_hour_from timestamptz;
+  v_hour_to   timestamptz;
   -- the large parts are built as json (text), several times cheaper than nesting jsonb values
   v_buckets   json;
   v_totals    json;
@@ -208,27 +235,47 @@ begin
   -- Events: whole 5-minute slots from the rollup, the partial slots at the period's edges and the
   -- events above the watermark from audit_events. Every bucket is a whole number of slots.
   -- ---------------------------------------------------------------------------------------------
-  v_inner_from := audit.analytics_slot(p_from);
-  if v_inner_from < p_from then
-    v_inner_from := v_inner_from + interval '5 minutes';
+  -- [p_from, v_slot_from) and [v_slot_to, p_to): partial slots, from audit_events;
+  -- [v_slot_from, v_hour_from) and [v_hour_to, v_slot_to): whole slots; [v_hour_from, v_hour_to): whole hours.
+  v_slot_from := audit.analytics_slot(p_from);
+  if v_slot_from < p_from then
+    v_slot_from := v_slot_from + interval '5 minutes';
   end if;
-  v_inner_to := audit.analytics_slot(p_to);
-  if v_inner_to <= v_inner_from then
+  v_slot_to := audit.analytics_slot(p_to);
+  if v_slot_to <= v_slot_from then
     -- shorter than a whole slot: all of it is an edge
-    v_inner_from := p_to;
-    v_inner_to := p_to;
+    v_slot_from := p_to;
+    v_slot_to := p_to;
+  end if;
+  v_hour_from := pg_catalog.date_trunc('hour', v_slot_from, 'UTC');
+  if v_hour_from < v_slot_from then
+    v_hour_from := v_hour_from + interval '1 hour';
+  end if;
+  v_hour_to := pg_catalog.date_trunc('hour', v_slot_to, 'UTC');
+  -- Hour rows serve only whole-hour buckets in a zone whose offset is whole hours at both ends (an
+  -- hour row must fall in one bucket and on one side of the working hours); slots serve the rest.
+  if v_hour_to <= v_hour_from or p_bucket_seconds % 3600 <> 0
+     or extract(epoch from (p_from at time zone p_timezone) - (p_from at time zone 'UTC'))::integer % 3600 <> 0
+     or extract(epoch from (p_to at time zone p_timezone) - (p_to at time zone 'UTC'))::integer % 3600 <> 0 then
+    v_hour_from := v_slot_to;
+    v_hour_to := v_slot_to;
   end if;
 
   with slot_rows as (
+    select h.hour_start as slot_start, h.event_type, h.status, h.events
+      from audit.analytics_hours h
+     where h.hour_start >= v_hour_from and h.hour_start < v_hour_to
+    union all
     select a.slot_start, a.event_type, a.status, a.events
       from audit.analytics_slots a
-     where a.slot_start >= v_inner_from and a.slot_start < v_inner_to
+     where (a.slot_start >= v_slot_from and a.slot_start < v_hour_from)
+        or (a.slot_start >= v_hour_to and a.slot_start < v_slot_to)
     union all
     select audit.analytics_slot(e."timestamp"), e.event_type, e.status, pg_catalog.count(*)
       from audit.audit_events e
      where e.seq <= v_rolled_up
-       and ((e."timestamp" >= p_from and e."timestamp" < v_inner_from)
-            or (e."timestamp" >= v_inner_to and e."timestamp" < p_to))
+       and ((e."timestamp" >= p_from and e."timestamp" < v_slot_from)
+            or (e."timestamp" >= v_slot_to and e."timestamp" < p_to))
      group by 1, 2, 3
     union all
     select audit.analytics_slot(e."timestamp"), e.event_type, e.status, pg_catalog.count(*)

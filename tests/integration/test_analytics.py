@@ -303,6 +303,7 @@ def test_answers_agree_whatever_the_rollups_hold(
     full = get().body
     assert one(db, "select rolled_up_seq from audit.analytics_state")[0] == len(seeded)
     assert one(db, "select sum(events) from audit.analytics_slots")[0] == len(seeded)
+    assert one(db, "select sum(events) from audit.analytics_hours")[0] == len(seeded)
 
     def comparable(body: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in body.items() if key not in ("as_of", "integrity", "detection")}
@@ -338,6 +339,19 @@ def test_working_hours_follow_the_configured_zone(seeded: list[int], analytics_e
     # 02:00Z is Sunday evening there; 09:00Z-12:30Z is before 08:00; 23:00Z is 18:00, the end of the day
     assert body["totals"]["after_hours"] == 12
     assert body["after_hours"]["timezone"] == "America/New_York"
+
+
+def test_working_hours_in_a_half_hour_zone(seeded: list[int], analytics_env: pytest.MonkeyPatch) -> None:
+    """Given Kolkata (UTC+05:30), whose hours straddle UTC hours, then after hours is still exact per event."""
+    analytics_env.setenv("AUDIT_ANALYTICS_TIMEZONE", "Asia/Kolkata")
+    get_analytics_settings.cache_clear()
+
+    body = get().body
+
+    # 02:00Z is 07:30 (before 08:00): 6; 09:00-10:00Z is 14:30-15:30: 0; 12:30Z is 18:00: 1; 23:00Z is 04:30: 1
+    assert body["totals"]["after_hours"] == 8
+    assert body["after_hours"]["by_type"] == {"user_login": 6, "file_upload": 1, "permission_change": 1}
+    assert body["totals"]["events"] == 12
 
 
 def test_empty_period_and_defaults(configured: str, analytics_env: pytest.MonkeyPatch) -> None:
