@@ -259,7 +259,7 @@ def _verify_events(
         for cut, local_stack in result.cut_stacks.items():
             root = stitcher.root_with(cut - stitcher.size, local_stack)
             outcome.cuts[cut] = (root, result.cut_chain_hashes[cut])
-        if result.last_seq - result.first_seq + 1 == chunk_size:
+        if result.last_seq - result.first_seq + 1 == chunk_size and result.stack:
             stitcher.add_chunk(result.stack[0])
         previous = result.last_chain_hash or previous
         outcome.checked += result.rows

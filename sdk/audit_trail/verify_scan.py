@@ -264,7 +264,7 @@ def quick_checksum(row: Row) -> bytes | None:
             "user_id": row[8],
             "user_email": row[9],
             "session_id": row[10],
-            "ip_address": None if address is None else _ip_text(address),
+            "ip_address": None if address is None else (_ip_cache.get(address) or _ip_text(address)),
             "user_agent": row[12],
             "resource_path": row[13],
             "resource_id": row[14],
@@ -312,6 +312,7 @@ class ChunkTask:
     first_seq: int
     last_seq: int
     cuts: tuple[int, ...] = ()
+    merkle: bool = True  # False when no digest cut lies in or after this chunk: its leaves are not needed
 
 
 @dataclasses.dataclass(slots=True)
@@ -343,58 +344,68 @@ def chunk_tasks(url: str, head_seq: int, cuts: Sequence[int], chunk_bits: int = 
     tasks = []
     for first in range(1, head_seq + 1, size):
         last = min(head_seq, first + size - 1)
-        tasks.append(ChunkTask(url, first, last, tuple(cut for cut in cuts if first <= cut <= last)))
+        inside = tuple(cut for cut in cuts if first <= cut <= last)
+        tasks.append(ChunkTask(url, first, last, inside, merkle=any(cut >= first for cut in cuts)))
     return tasks
 
 
 def scan_chunk(task: ChunkTask) -> ChunkResult:
-    """The fast loop over one chunk (runs in a worker process or inline)."""
+    """The fast loop over one chunk (runs in a worker process or inline).
+
+    Written for speed (about 6 µs an event in all, most of it orjson and SHA-256): locals instead of
+    attribute lookups, hex compared as text where no bytes are needed, the common path of
+    ``row_matches`` inline. Merkle leaves are hashed only when a digest cut lies in or after the chunk.
+    """
     sha256 = hashlib.sha256
     fromhex = bytes.fromhex
     result = ChunkResult(task.first_seq, task.last_seq, intact=False)
     cuts = set(task.cuts)
+    merkle = task.merkle
     stack: list[bytes] = []
     size = 0
     expected = task.first_seq
-    previous: bytes | None = None
+    previous = b""
+    previous_hex = ""
     redacted = 0
     for row in read_rows(task.url, task.first_seq, task.last_seq):
-        seq, is_redacted = row[0], row[4]
+        if row[0] != expected:
+            return result
         try:
-            checksum, prev_hash, chain_hash = fromhex(row[1]), fromhex(row[2]), fromhex(row[3])
+            checksum, chain_hash = fromhex(row[1]), fromhex(row[3])
+            if previous_hex:
+                if row[2] != previous_hex:
+                    return result
+            else:
+                previous = fromhex(row[2])
+                result.first_prev_hash = previous
         except (TypeError, ValueError):
             return result
-        if seq != expected:
+        if sha256(previous + checksum).digest() != chain_hash:
             return result
-        if previous is None:
-            result.first_prev_hash = prev_hash
-        elif prev_hash != previous:
-            return result
-        if sha256(prev_hash + checksum).digest() != chain_hash:
-            return result
-        if is_redacted:
+        if row[4]:
             redacted += 1
-        elif not row_matches(row, checksum):
+        elif quick_checksum(row) != checksum and reference_checksum(row) != checksum:
             return result
-        # Append the leaf; each trailing 1 bit of the old size is a subtree to merge with.
-        node = sha256(_LEAF + checksum).digest()
-        bits = size
-        while bits & 1:
-            node = sha256(_NODE + stack.pop() + node).digest()
-            bits >>= 1
-        stack.append(node)
+        if merkle:
+            # Append the leaf; each trailing 1 bit of the old size is a subtree to merge with.
+            node = sha256(_LEAF + checksum).digest()
+            bits = size
+            while bits & 1:
+                node = sha256(_NODE + stack.pop() + node).digest()
+                bits >>= 1
+            stack.append(node)
         size += 1
-        if seq in cuts:
-            result.cut_stacks[seq] = list(stack)
-            result.cut_chain_hashes[seq] = chain_hash
-        previous = chain_hash
+        if row[0] in cuts:
+            result.cut_stacks[expected] = list(stack)
+            result.cut_chain_hashes[expected] = chain_hash
+        previous, previous_hex = chain_hash, row[3]
         expected += 1
     if expected != task.last_seq + 1:
         return result  # rows missing at the end of the chunk
     result.intact = True
     result.rows = size
     result.redacted = redacted
-    result.last_chain_hash = previous
+    result.last_chain_hash = previous or None
     result.stack = stack
     return result
 
