@@ -205,6 +205,14 @@ def _truncate_consistently(trail: Trail) -> None:
             "modified",
             33,
         ),
+        (
+            # 2026 AD -> 2026 BC: to_char prints both as "2026-...", so only a verifier that checks the era sees it
+            lambda t: t.as_superuser(
+                'update audit.audit_events set "timestamp" = "timestamp" - interval \'4051 years\' where seq = 21'
+            ),
+            "modified",
+            21,
+        ),
         (lambda t: t.as_superuser("delete from audit.audit_events where seq = 12"), "missing", 12),
         (_insert_forged_event, "inserted", 20),
         (
@@ -226,7 +234,16 @@ def _truncate_consistently(trail: Trail) -> None:
         ),
         (_truncate_consistently, "missing", 31),
     ],
-    ids=["modified", "modified-details", "missing", "inserted", "reordered", "redacted-without-record", "truncated"],
+    ids=[
+        "modified",
+        "modified-details",
+        "modified-era",
+        "missing",
+        "inserted",
+        "reordered",
+        "redacted-without-record",
+        "truncated",
+    ],
 )
 def test_event_tampering_is_named_at_its_seq(
     trail: Trail, tamper: Callable[[Trail], None], kind: str, seq: int
