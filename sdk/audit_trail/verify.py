@@ -122,6 +122,8 @@ class Report:
                 f" (tree size {self.newest_digest['tree_size']}, {self.newest_digest['created_at']});"
                 f" {unanchored} newer event(s) not yet anchored"
             )
+        else:
+            lines.append(f"digests from {self.digest_source}: none of {self.digests_total} proven")
         for key_id, fingerprint in sorted(self.signing_keys.items()):
             lines.append(f"signing key {key_id}: public key SHA-256 {fingerprint}")
         lines.append(
