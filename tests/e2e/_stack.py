@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit_trail.local.stack import read_state
+from audit_trail.local.state import read_state
 
 STARTUP_TIMEOUT = 90.0
 

@@ -8,6 +8,7 @@
         ...  # stack.api_url, stack.database_url, stack.moto_endpoint
 """
 
-from audit_trail.local.stack import DEFAULT_DATA_DIR, LocalStack, StackConfig, read_state
+from audit_trail.local.stack import DEFAULT_DATA_DIR, LocalStack, StackConfig
+from audit_trail.local.state import read_state
 
 __all__ = ["DEFAULT_DATA_DIR", "LocalStack", "StackConfig", "read_state"]

@@ -28,7 +28,7 @@ import httpx
 import psycopg
 
 from audit_trail.local.scenario import Chapter, batches, working_day
-from audit_trail.local.stack import read_state, redact_url
+from audit_trail.local.state import read_state, redact_url
 
 STARTUP_TIMEOUT = 120.0
 DETECTION_TIMEOUT = 120.0

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from audit_trail.local.stack import read_state
+from audit_trail.local.state import read_state
 
 
 class StackNotFound(RuntimeError):

@@ -8,6 +8,7 @@ container: Powertools' resolver keeps the current event on the app object and is
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 import threading
@@ -130,3 +131,44 @@ def _normal(name: str) -> str:
     """`MonthlyPciDss`, `monthly_pci_dss` and `monthly-pci-dss` all become `monthly-pci-dss`."""
     kebab = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name.strip())
     return kebab.replace("_", "-").lower()
+
+
+def reset_function_state(runtime: Runtime) -> None:
+    """Forget what the functions cached about the previous environment (settings, transport, clients).
+
+    Handlers cache settings, the database connection and AWS clients across warm invocations, as they
+    should in Lambda; a second stack in the same process (tests) must not reuse the first one's.
+    """
+    from audit_common.db import reset_transport
+    from audit_common.settings import get_settings
+
+    get_settings.cache_clear()
+    reset_transport()
+    try:
+        from aws_lambda_powertools.utilities.parameters import base as parameters_base
+
+        # Powertools caches one boto3 client per provider, bound to the endpoint of its first use.
+        getattr(parameters_base, "DEFAULT_PROVIDERS", {}).clear()
+    except ImportError:  # pragma: no cover - Powertools is a main dependency
+        pass
+    code_dirs = {str(function.code_dir) for function in runtime.functions.values()}
+    for module in list(sys.modules.values()):
+        source = getattr(module, "__file__", None) or ""
+        if not any(source.startswith(directory + os.sep) for directory in code_dirs):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == module.__name__:
+                clear()
+
+
+def configure_function_logs(level: str) -> None:
+    """Apply the log level to the functions' shared Powertools logger.
+
+    It reads POWERTOOLS_LOG_LEVEL when audit_common is first imported, which in this process may have
+    happened before the stack set the environment (the CLI imports it).
+    """
+    from audit_common.observability import logger
+
+    logger.setLevel(level)
+    logger.append_keys(service="audit-trail-local")

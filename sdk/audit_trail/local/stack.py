@@ -18,7 +18,6 @@ import re
 import secrets
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,59 +26,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from audit_trail.local.api import ApiServer, LocalApi
 from audit_trail.local.aws import MotoServer, Provisioned, client_env, create_secret, provision
 from audit_trail.local.relay import CHANNEL, WebhookRelay
-from audit_trail.local.runtime import Runtime
+from audit_trail.local.runtime import Runtime, configure_function_logs, reset_function_state
+from audit_trail.local.state import read_state, redact_url, state_path, write_state
 from audit_trail.local.template import STACK_NAME, Template, find_template
 
 DEFAULT_DATA_DIR: Final = Path(".audit-trail")
-STATE_FILE: Final = "local-stack.json"
 EMBEDDED_DATABASE: Final = "audit_trail"
 NOT_LOCAL_SECRETS: Final = frozenset({"DatabaseSecretArn", "SupabaseKeySecretArn"})
 Log = Callable[[str], None]
 _logger = logging.getLogger("audit_trail.local")
-
-
-def redact_url(url: str) -> str:
-    """A database URL without its password, for printing."""
-    if "://" in url:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            host = parts.hostname or ""
-            netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return url
-    params = conninfo_to_dict(url)
-    params.pop("password", None)
-    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
-
-
-def state_path(data_dir: Path) -> Path:
-    """Where a running stack describes itself (API URL, database URL) for `audit-trail invoke` and the demo."""
-    return data_dir / STATE_FILE
-
-
-def read_state(data_dir: Path) -> dict[str, Any] | None:
-    """The running stack's state in `data_dir`, or None when there is none (or its process is gone)."""
-    path = state_path(data_dir)
-    try:
-        state: dict[str, Any] = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    try:
-        os.kill(int(state["pid"]), 0)
-    except (ProcessLookupError, KeyError, ValueError):
-        return None
-    except PermissionError:
-        pass  # alive, another user's
-    return state
 
 
 @dataclass
@@ -163,8 +125,8 @@ class LocalStack:
 
         self.runtime = Runtime(self.template)
         self._set_env(self._function_env(self.runtime))
-        _reset_function_state(self.runtime)
-        _configure_function_logs(config.log_level)
+        reset_function_state(self.runtime)
+        configure_function_logs(config.log_level)
 
         self._api = ApiServer(LocalApi(self.runtime, self._log, self.status), config.host, config.port)
         self.api_url = self._api.url
@@ -210,7 +172,7 @@ class LocalStack:
         if self._startup_sweep is not None:
             self._startup_sweep.join(timeout=30)
         if self.runtime is not None:
-            _reset_function_state(self.runtime)
+            reset_function_state(self.runtime)
         self._restore_env()
         if self._embedded_dir is not None:
             from audit_trail.postgres import release_embedded_server
@@ -348,11 +310,9 @@ class LocalStack:
             self._log(f"detection sweep ({why}): {analysed} event(s) the webhook had not delivered analysed")
 
     def _write_state(self) -> None:
-        path = state_path(self.config.data_dir)
-        path.write_text("")
-        path.chmod(0o600)  # it holds the database URL, password included
-        state = {**self.status(), "database_url": self.database_url, "secrets": self.local_secrets}
-        path.write_text(json.dumps(state, indent=2))
+        write_state(
+            self.config.data_dir, {**self.status(), "database_url": self.database_url, "secrets": self.local_secrets}
+        )
 
     # -- describing --------------------------------------------------------------------------------
 
@@ -437,35 +397,6 @@ class LocalStack:
         return "\n".join(lines)
 
 
-def _reset_function_state(runtime: Runtime) -> None:
-    """Forget what the functions cached about the previous environment (settings, transport, clients).
-
-    Handlers cache settings, the database connection and AWS clients across warm invocations, as they
-    should in Lambda; a second stack in the same process (tests) must not reuse the first one's.
-    """
-    from audit_common.db import reset_transport
-    from audit_common.settings import get_settings
-
-    get_settings.cache_clear()
-    reset_transport()
-    try:
-        from aws_lambda_powertools.utilities.parameters import base as parameters_base
-
-        # Powertools caches one boto3 client per provider, bound to the endpoint of its first use.
-        getattr(parameters_base, "DEFAULT_PROVIDERS", {}).clear()
-    except ImportError:  # pragma: no cover - Powertools is a main dependency
-        pass
-    code_dirs = {str(function.code_dir) for function in runtime.functions.values()}
-    for module in list(sys.modules.values()):
-        source = getattr(module, "__file__", None) or ""
-        if not any(source.startswith(directory + os.sep) for directory in code_dirs):
-            continue
-        for value in list(vars(module).values()):
-            clear = getattr(value, "cache_clear", None)
-            if callable(clear) and getattr(value, "__module__", None) == module.__name__:
-                clear()
-
-
 class PortInUse(OSError):
     """The API or moto port is taken."""
 
@@ -479,18 +410,6 @@ def _check_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise PortInUse(exc.errno, f"{host}:{port} is already in use: pass another --port/--moto-port") from exc
-
-
-def _configure_function_logs(level: str) -> None:
-    """Apply the log level to the functions' shared Powertools logger.
-
-    It reads POWERTOOLS_LOG_LEVEL when audit_common is first imported, which in this process may have
-    happened before the stack set the environment (the CLI imports it).
-    """
-    from audit_common.observability import logger
-
-    logger.setLevel(level)
-    logger.append_keys(service="audit-trail-local")
 
 
 def started_message(stack: LocalStack) -> str:
