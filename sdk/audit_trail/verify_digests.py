@@ -53,6 +53,7 @@ __all__ = [
 
 _DIGEST_NAME: Final = re.compile(r"(?:^|/)(\d{10})\.json$")
 _PREFIX: Final = "digests/"
+_FETCH_THREADS: Final = 16
 
 
 class UsageError(RuntimeError):
@@ -128,19 +129,26 @@ class S3DigestSource:
         return sorted(chains)
 
     def records(self, chain_id: str) -> list[DigestRecord]:
-        """Every digest object of the chain (listing order is digest order: the keys are zero-padded)."""
+        """Every digest object of the chain (listed with a paginator, fetched a few at a time: a year is 8,760)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         prefix = f"{_PREFIX}{chain_id}/"
-        records: list[DigestRecord] = []
+        keys: list[tuple[int, str]] = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 key = item["Key"]
                 match = _DIGEST_NAME.search(key)
-                if match is None or "/" in key[len(prefix) :]:
-                    continue
-                response = self._s3.get_object(Bucket=self._bucket, Key=key)
-                body = response["Body"].read()
-                signature = response.get("Metadata", {}).get(SIGNATURE_METADATA_KEY)
-                records.append(DigestRecord(int(match.group(1)), key, body, signature))
+                if match is not None and "/" not in key[len(prefix) :]:
+                    keys.append((int(match.group(1)), key))
+
+        def fetch(entry: tuple[int, str]) -> DigestRecord:
+            response = self._s3.get_object(Bucket=self._bucket, Key=entry[1])
+            signature = response.get("Metadata", {}).get(SIGNATURE_METADATA_KEY)
+            return DigestRecord(entry[0], entry[1], response["Body"].read(), signature)
+
+        # boto3 clients are thread-safe; the threads are gone before any worker process is forked.
+        with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
+            records = list(pool.map(fetch, keys))
         records.sort(key=lambda record: record.digest_seq)
         return records
 
