@@ -98,6 +98,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir),
         keep=args.keep,
         seed=args.seed,
+        port=args.port,
+        serve=args.serve,
     )
     return EXIT_OK if run_demo(options) else EXIT_FAILED
 
@@ -175,5 +177,11 @@ def register_local_commands(commands: Any) -> None:
         help=f"embedded database data and the stack's log (default: {DEFAULT_DATA_DIR}/demo/)",
     )
     demo.add_argument("--keep", action="store_true", help="keep the demo database afterwards")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the stack running after the story (dashboard, API, invoke) until Ctrl-C",
+    )
+    demo.add_argument("--port", type=int, default=0, help="port of the stack's API (default: any free port)")
     demo.add_argument("--seed", type=int, default=20261127, help="random seed of the scenario")
     demo.set_defaults(func=cmd_demo)

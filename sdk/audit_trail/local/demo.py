@@ -15,6 +15,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,6 +46,10 @@ class DemoOptions:
     data_dir: Path = Path(".audit-trail/demo")
     keep: bool = False
     seed: int = 20261127
+    port: int = 0
+    """Port of the stack's API (0: any free port)."""
+    serve: bool = False
+    """Keep the stack running after the story, until Ctrl-C."""
     out: TextIO = sys.stdout
 
 
@@ -113,13 +118,13 @@ def demo_database(options: DemoOptions) -> Iterator[str]:
 class StackProcess:
     """`audit-trail local` as a child process, found through the state file it writes when ready."""
 
-    def __init__(self, database_url: str, data_dir: Path) -> None:
+    def __init__(self, database_url: str, data_dir: Path, port: int = 0) -> None:
         self.data_dir = data_dir / "stack"
         self.log_path = data_dir / "local-stack.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "audit_trail.cli", "local",
-            "--port", "0", "--database-url", database_url, "--data-dir", str(self.data_dir),
+            "--port", str(port), "--database-url", database_url, "--data-dir", str(self.data_dir),
         ]  # fmt: skip
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(  # noqa: S603 - our own CLI, by the running interpreter
@@ -179,7 +184,7 @@ class Demo:
     def run(self, database_url: str) -> bool:
         show = self.show
         show.step("Starting the local stack: audit-trail local (PostgreSQL, AWS on moto, the API)")
-        stack = StackProcess(database_url, self.options.data_dir)
+        stack = StackProcess(database_url, self.options.data_dir, self.options.port)
         try:
             state = stack.wait_ready(show)
             show.fact(f"API       {state['api_url']}  ({len(state['routes'])} routes from template.yaml)")
@@ -187,7 +192,10 @@ class Demo:
             show.fact(f"AWS       {state['moto_endpoint']} (moto); buckets: {', '.join(state['buckets'].values())}")
             show.fact(f"log       {stack.log_path}")
             with httpx.Client(base_url=state["api_url"], timeout=120.0) as api:
-                return self._story(api, state, database_url)
+                ok = self._story(api, state, database_url)
+            if self.options.serve:
+                self._serve(state)
+            return ok
         except (DemoFailed, httpx.HTTPError) as exc:
             show.line(f"\nDEMO FAILED: {exc}")
             show.line(f"--- end of the stack's log ({stack.log_path}) ---\n{stack.log_tail()}")
@@ -195,6 +203,26 @@ class Demo:
         finally:
             code = stack.stop()
             show.line(f"\nlocal stack stopped (exit status {code})")
+
+    def _serve(self, state: dict[str, Any]) -> None:
+        """Keep the stack running for a look around, until Ctrl-C."""
+        show = self.show
+        show.step("The stack keeps running for you (Ctrl-C stops it)")
+        paths = {route["path"] for route in state["routes"]}
+        if "/dashboard" in paths:
+            show.fact(f"dashboard  {state['api_url']}/dashboard")
+        show.fact(f"alerts     {state['api_url']}/alerts")
+        show.fact(f"events     {state['api_url']}/events?limit=20")
+        show.fact(f"invoke     audit-trail invoke --api-url {state['api_url']} anchor")
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        show.line("")
 
     def _story(self, api: httpx.Client, state: dict[str, Any], database_url: str) -> bool:
         show = self.show
