@@ -57,6 +57,19 @@ def _error_message(response: httpx.Response) -> tuple[str, str]:
     return "http_error", str(body)[:200]
 
 
+def _refused_positions(response: httpx.Response) -> list[int] | None:
+    """The batch positions a 422 names (`errors[].index`); None when it names none (then the batch is bisected)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return None
+    indexes = {error.get("index") for error in errors if isinstance(error, dict)}
+    return sorted(i for i in indexes if isinstance(i, int)) or None
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -99,8 +112,7 @@ class HttpBackend:
         if response.status_code in _REFUSED:
             rejected: list[int] | None = None
             if response.status_code == 422:
-                indexes = {e.get("index") for e in (response.json().get("errors") or []) if isinstance(e, dict)}
-                rejected = sorted(i for i in indexes if isinstance(i, int)) or None
+                rejected = _refused_positions(response)
             raise DeliveryError(
                 f"{response.status_code} {code}: {message}",
                 retryable=False,

@@ -271,3 +271,22 @@ def test_cleanup_over_http_says_what_to_do() -> None:
         audit_logger.cleanup_old_events_sync()
     assert "audit-trail invoke retention" in str(caught.value)
     assert "archive_bucket" in str(caught.value)
+
+
+def test_422_without_positions_leaves_the_search_to_bisection() -> None:
+    """Given a 422 whose body names no event (or is not JSON), then no position is claimed."""
+    for body in ({"text": "refused"}, {"json": {"errors": [{"field": "x"}]}}):
+
+        def answer(request: httpx.Request, body: dict[str, Any] = body) -> httpx.Response:
+            return httpx.Response(422, **body)
+
+        backend = _backend(answer)
+        event = AuditLogger(_config(), backend=backend).create_audit_event(
+            event_type="file_access", user_id="u", action="r"
+        )
+
+        with pytest.raises(DeliveryError) as caught:
+            backend.send([event])
+
+        assert caught.value.retryable is False
+        assert caught.value.rejected is None
