@@ -88,10 +88,15 @@ class AnalyticsService:
         self._settings = settings
 
     def trends(self, period: Period) -> AnalyticsOut:
-        """One `audit.analytics` call for the period; the answer validated against the response model."""
+        """Bring the rollups up to date (bounded), then read the period (`audit.analytics_report`, one
+        snapshot); the answer is validated against the response model."""
         settings = self._settings
+        if settings.refresh_max_events:
+            # Its own statement (and transaction): the rollups keep what it added even if the read
+            # below fails, so a large backlog is worked off call by call instead of never.
+            self._transport.call("analytics_refresh", {"p_max_events": settings.refresh_max_events})
         answer = self._transport.call(
-            "analytics",
+            "analytics_report",
             {
                 "p_from": period.start.isoformat(),
                 "p_to": period.end.isoformat(),
@@ -102,7 +107,6 @@ class AnalyticsService:
                 "p_timezone": settings.timezone,
                 "p_top": settings.top,
                 "p_verify_tail": settings.verify_tail,
-                "p_refresh_max": settings.refresh_max_events,
             },
         )
         return AnalyticsOut.model_validate({**answer, "bucket": period.bucket})
