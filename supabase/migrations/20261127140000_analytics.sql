@@ -121,6 +121,10 @@ begin
           last_seen = greatest(p.last_seen, excluded.last_seen);
 
     update audit.analytics_state set rolled_up_seq = v_to, refreshed_at = pg_catalog.now();
+    -- a large catch-up (the first call on an existing trail) changes the rollups' shape: plan on it
+    if v_to - v_from >= 100000 then
+      analyze audit.analytics_slots, audit.analytics_hours, audit.analytics_user_ips;
+    end if;
   end if;
   return pg_catalog.jsonb_build_object('refreshed', true, 'rolled_up_seq', greatest(v_to, v_from),
                                        'added', greatest(v_to - v_from, 0));
@@ -385,24 +389,33 @@ begin
   top_users as (
     select u.*, pg_catalog.row_number() over (order by u.new_ips desc, u.first_seen, u.user_id) as rank
       from new_by_user u order by u.new_ips desc, u.first_seen, u.user_id limit v_top
-  ),
-  -- the first 20 addresses of each top user (new_ips counts them all)
-  top_addresses as (
-    select a.user_id, pg_catalog.json_agg(pg_catalog.json_build_object(
-             'ip_address', pg_catalog.host(a.ip_address), 'first_seen', audit.format_timestamp(a.first_seen))
-             order by a.first_seen, a.ip_address) filter (where a.n <= 20) as addresses
-      from (select n.*, pg_catalog.row_number() over (partition by n.user_id order by n.first_seen, n.ip_address) as n
-              from new_pairs n join top_users u on u.user_id = n.user_id) a
-     group by a.user_id
   )
   select pg_catalog.json_build_object(
     'pairs', (select pg_catalog.count(*) from new_pairs),
     'users', (select pg_catalog.count(*) from new_by_user),
     'top_users', coalesce((
       select pg_catalog.json_agg(pg_catalog.json_build_object(
-               'user_id', u.user_id, 'new_ips', u.new_ips, 'addresses', coalesce(a.addresses, '[]'::json))
+               'user_id', u.user_id, 'new_ips', u.new_ips,
+               -- the first 20 addresses (new_ips counts them all), read by the rollup's primary key
+               'addresses', coalesce((
+                select pg_catalog.json_agg(pg_catalog.json_build_object(
+                         'ip_address', pg_catalog.host(x.ip_address), 'first_seen', audit.format_timestamp(x.first_seen))
+                         order by x.first_seen, x.ip_address)
+                  from (select y.ip_address, y.first_seen
+                          from (select p.ip_address, least(p.first_seen, t.first_seen) as first_seen
+                                  from audit.analytics_user_ips p
+                                  left join tail_pairs t on t.user_id = p.user_id and t.ip_address = p.ip_address
+                                 where p.user_id = u.user_id and p.first_seen >= p_from and p.first_seen < p_to
+                                   and (t.first_seen is null or t.first_seen >= p_from)
+                                union all
+                                select t.ip_address, t.first_seen
+                                  from tail_pairs t
+                                 where t.user_id = u.user_id and t.first_seen >= p_from and t.first_seen < p_to
+                                   and not exists (select 1 from audit.analytics_user_ips k
+                                                    where k.user_id = t.user_id and k.ip_address = t.ip_address)) y
+                         order by y.first_seen, y.ip_address limit 20) x), '[]'::json))
                order by u.rank)
-        from top_users u left join top_addresses a on a.user_id = u.user_id), '[]'::json))
+        from top_users u), '[]'::json))
     into v_new_ips;
 
   -- ---------------------------------------------------------------------------------------------
