@@ -84,7 +84,7 @@ class AuditConfig(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("api_key", "token", "AUDIT_API_KEY", "AUDIT_TOKEN"),
-        description="Sent as `Authorization: Bearer <key>` (a Supabase JWT or `audit-trail token`).",
+        description="Sent as `Authorization: Bearer <key>` (e.g. a Supabase JWT).",
     )
     database_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("database_url", "AUDIT_DATABASE_URL", "DATABASE_URL")
