@@ -166,11 +166,16 @@ def register_local_commands(commands: Any) -> None:
         description="Start a local stack on free ports with a fresh database, then, only over HTTP and the "
         "CLI: a working day of a file-management app, a password-spraying attack, an insider bulk download "
         "and a privilege escalation; the alerts raised with their risk scores; a compliance report and its "
-        "presigned link; the anchor; `audit-trail verify`; a tampered row and verify catching it.",
+        "presigned link; the anchor; `audit-trail verify`; a tampered row and verify catching it; then a "
+        "consistent rewrite of the chain that only the signed digest exposes. Functions that are not in "
+        "template.yaml (reports, anchor) are skipped.",
     )
     demo.add_argument("--events", type=int, default=3000, help="events in the working day (default 3000)")
     demo.add_argument("--users", type=int, default=40, help="people at work (default 40)")
-    demo.add_argument("--database-url", help="PostgreSQL server to create the demo database on (default: embedded)")
+    demo.add_argument(
+        "--database-url",
+        help="PostgreSQL server to create the demo database on (default: $DATABASE_URL, else embedded)",
+    )
     demo.add_argument(
         "--data-dir",
         default=str(DEFAULT_DATA_DIR / "demo"),
