@@ -583,3 +583,16 @@ def test_storage_outage_marks_the_report_failed(
     status, error = one(db, "select status, error from audit.reports")
     assert status == "failed" and "NoSuchBucket" in error
     assert one(db, "select count(*) from audit.audit_events where action = 'report_generated'")[0] == 0
+
+
+def test_kms_key_encrypts_every_file(reports_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a KMS key configured, Then every file of the report (the streamed CSV too) is stored SSE-KMS with it."""
+    key_id = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    monkeypatch.setenv("AUDIT_REPORTS_KMS_KEY_ID", key_id)
+    get_settings.cache_clear()
+    reports_handler._store.cache_clear()
+    now = datetime.now(UTC)
+    body = post_report("gdpr", now - timedelta(hours=1), now).body
+    for meta in body["formats"].values():
+        head = boto3.client("s3").head_object(Bucket=BUCKET, Key=meta["key"])
+        assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
