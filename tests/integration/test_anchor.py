@@ -133,6 +133,20 @@ def test_first_digest_of_an_empty_chain_is_signed_locked_and_recorded(kit: Ancho
     assert latest["public_key_pem"] == pem.decode()
 
 
+def test_an_rsa_2048_key_signs_digests_too(transport: PostgresTransport, db: psycopg.Connection[Any]) -> None:
+    add_events(db, 3)
+    with moto_account():
+        boto3.client("s3").create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
+        key_arn = boto3.client("kms").create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+        result = run_anchor(transport, KmsSigner(key_arn), DigestStore(BUCKET, LOCK_DAYS), chain_id="default")
+        stored = s3_object(result.s3_key)
+        public_der = boto3.client("kms").get_public_key(KeyId=key_arn)["PublicKey"]
+    digest = parse_digest(stored.body)
+    assert digest.signing_algorithm == "RSASSA_PKCS1_V1_5_SHA_256"
+    assert verify_signature(stored.body, stored.signature, public_der, digest.signing_algorithm)
+    assert not verify_signature(stored.body, stored.signature, public_der, "RSASSA_PSS_SHA_256")
+
+
 def test_latest_digest_is_null_before_the_first_run(transport: PostgresTransport) -> None:
     assert transport.call("latest_digest") is None
     assert transport.call("list_digests") == []
@@ -452,6 +466,10 @@ def test_proof_route_serves_a_proof_that_verifies_offline(
     proof = [bytes.fromhex(node) for node in body["inclusion_proof"]]
     root = bytes.fromhex(signed["digest"]["root_hash"])
     assert verify_inclusion(416, 600, bytes.fromhex(body["checksum"]), proof, root)
+    # One byte changed anywhere in the served proof, and it no longer verifies
+    for which in range(len(proof)):
+        altered = [*proof[:which], bytes([proof[which][0] ^ 1]) + proof[which][1:], *proof[which + 1 :]]
+        assert not verify_inclusion(416, 600, bytes.fromhex(body["checksum"]), altered, root)
     # An event newer than the digest: 409, the next anchor run covers it
     late = get("/events/late-1/proof")
     assert late.status == 409 and "not covered" in late.body["error"]["message"]
