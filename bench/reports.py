@@ -41,6 +41,7 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:
 from bench._common import (
     BenchError,
     base_environment,
+    checkpoint,
     drop_databases,
     environment_line,
     format_table,
@@ -202,6 +203,8 @@ def run(args: argparse.Namespace, admin_url: str, dbname: str) -> dict[str, Any]
     progress(f"generating {args.events:,} events over 30 days")
     generated = generate_history(url, args.events, start, end)
     vacuum_analyze(url)
+    # The generation's dirty pages are written now, not during the measurement.
+    checkpoint(url)
     env_facts = base_environment(server_facts(url))
     env_facts["load_average_at_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
