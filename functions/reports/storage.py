@@ -8,6 +8,8 @@ bytes as they are sent, and recorded in the reports table.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 
 PART_BYTES: Final = 8 * 1024 * 1024
 """Multipart part size: S3's minimum is 5 MiB (all but the last part)."""
+MAX_PENDING_PARTS: Final = 2
+"""Parts queued for upload at most (beyond the one being filled)."""
 
 CONTENT_TYPES: Final = {
     "json": "application/json",
@@ -117,7 +121,12 @@ class StreamingUpload:
         self._hash = hashlib.sha256()
         self._size = 0
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._etags: dict[int, str] = {}
+        self._next_part = 1
+        # Parts go up on one background thread while the caller reads the next page from the database;
+        # at most MAX_PENDING_PARTS wait, so memory stays bounded (a few parts) whatever the file size.
+        self._uploader: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[None]] = deque()
         self.result: StoredObject | None = None
 
     def write(self, data: bytes) -> None:
@@ -139,11 +148,23 @@ class StreamingUpload:
                 **self._store._encryption(),  # type: ignore[arg-type]
             )
             self._upload_id = started["UploadId"]
-        number = len(self._parts) + 1
-        answer = s3.upload_part(
-            Bucket=self._store.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
+            self._uploader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-upload")
+        assert self._uploader is not None
+        number = self._next_part
+        self._next_part += 1
+        self._pending.append(self._uploader.submit(self._upload_part, self._upload_id, number, body))
+        while len(self._pending) > MAX_PENDING_PARTS:
+            self._pending.popleft().result()
+
+    def _upload_part(self, upload_id: str, number: int, body: bytes) -> None:
+        answer = self._store._s3.upload_part(
+            Bucket=self._store.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=body
         )
-        self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        self._etags[number] = answer["ETag"]
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
 
     def close(self) -> StoredObject:
         """Finish the upload and say what was stored."""
@@ -154,17 +175,26 @@ class StreamingUpload:
         if self._buffer:
             self._send_part(bytes(self._buffer))
             self._buffer.clear()
+        self._drain()
+        self._shutdown()
         self._store._s3.complete_multipart_upload(
             Bucket=self._store.bucket,
             Key=self.key,
             UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
+            MultipartUpload={"Parts": [{"ETag": self._etags[n], "PartNumber": n} for n in sorted(self._etags)]},
         )
         self.result = StoredObject(self.key, self._hash.hexdigest(), self._size, self.content_type)
         return self.result
 
+    def _shutdown(self) -> None:
+        if self._uploader is not None:
+            self._uploader.shutdown(wait=True, cancel_futures=True)
+            self._uploader = None
+
     def abort(self) -> None:
         """Drop what was uploaded so far (no half-written report stays behind)."""
+        self._pending.clear()
+        self._shutdown()
         if self._upload_id is not None:
             self._store._s3.abort_multipart_upload(Bucket=self._store.bucket, Key=self.key, UploadId=self._upload_id)
             self._upload_id = None

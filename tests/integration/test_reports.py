@@ -596,3 +596,27 @@ def test_kms_key_encrypts_every_file(reports_env: str, monkeypatch: pytest.Monke
     for meta in body["formats"].values():
         head = boto3.client("s3").head_object(Bucket=BUCKET, Key=meta["key"])
         assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
+
+
+def test_large_csv_goes_up_in_parts_and_matches_its_hash(reports_env: str) -> None:
+    """Given more bytes than one part, When streamed, Then S3 holds them in order and the recorded SHA-256 and
+    size are the object's; an error mid-way aborts the upload and leaves no object."""
+    from reports.storage import PART_BYTES, ReportStore
+
+    store = ReportStore(BUCKET)
+    chunks = [bytes([n % 251]) * 1_000_003 for n in range(int(2.5 * PART_BYTES / 1_000_003))]
+    with store.stream("reports/cis/2026/11/large.csv", "text/csv") as upload:
+        for chunk in chunks:
+            upload.write(chunk)
+        stored = upload.close()
+    body = store.read("reports/cis/2026/11/large.csv")
+    assert body == b"".join(chunks)
+    assert stored.sha256 == hashlib.sha256(body).hexdigest() and stored.size_bytes == len(body)
+
+    with pytest.raises(RuntimeError), store.stream("reports/cis/2026/11/broken.csv", "text/csv") as upload:
+        for chunk in chunks:
+            upload.write(chunk)
+        raise RuntimeError("the database went away")
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="reports/cis/2026/11/broken")
+    assert listed["KeyCount"] == 0
+    assert boto3.client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
