@@ -11,6 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import AwareDatetime
 
 from audit_common.api import (
+    MAX_SEQ,
     ConsistencyProofResponse,
     EventPage,
     InclusionProofResponse,
@@ -108,7 +109,9 @@ def get_event(event_id: Annotated[str, Path(max_length=255)]) -> StoredEvent:
 )
 def get_event_proof(
     event_id: Annotated[str, Path(max_length=255)],
-    digest_seq: Annotated[int | None, Query(ge=1, description="Prove against this digest (default: newest)")] = None,
+    digest_seq: Annotated[
+        int | None, Query(ge=1, le=MAX_SEQ, description="Prove against this digest (default: newest)")
+    ] = None,
 ) -> InclusionProofResponse:
     """Leaf index, tree size, inclusion proof and the signed digest it is proven against."""
     return proofs.inclusion(get_transport(), event_id, digest_seq)
@@ -121,8 +124,8 @@ def get_event_proof(
     tags=["integrity"],
 )
 def get_consistency(
-    from_digest: Annotated[int, Query(alias="from", ge=1, description="digest_seq of the older digest")],
-    to_digest: Annotated[int, Query(alias="to", ge=1, description="digest_seq of the newer digest")],
+    from_digest: Annotated[int, Query(alias="from", ge=1, le=MAX_SEQ, description="digest_seq of the older digest")],
+    to_digest: Annotated[int, Query(alias="to", ge=1, le=MAX_SEQ, description="digest_seq of the newer digest")],
 ) -> ConsistencyProofResponse:
     """RFC 6962 proof that the older digest's tree is a prefix of the newer one's, with both digests."""
     return proofs.consistency(get_transport(), from_digest, to_digest)
@@ -135,8 +138,8 @@ def get_consistency(
     tags=["integrity"],
 )
 def verify(
-    from_seq: Annotated[int, Query(ge=1)] = 1,
-    to_seq: Annotated[int | None, Query(ge=1, description="Default: the chain head")] = None,
+    from_seq: Annotated[int, Query(ge=1, le=MAX_SEQ)] = 1,
+    to_seq: Annotated[int | None, Query(ge=1, le=MAX_SEQ, description="Default: the chain head")] = None,
 ) -> VerifyResponse:
     """Recompute checksums and links; name the first bad seq and why."""
     result = verify_chain(get_transport(), from_seq=from_seq, to_seq=to_seq, max_rows=get_settings().verify_max_rows)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
 from audit_common.integrity.digest import Digest
 from audit_common.models import MAX_BATCH_EVENTS, NO_NUL_PATTERN, AuditEventBatch, AuditEventIn
 from audit_common.validation import invalid_input
+
+MAX_SEQ: Final = 2**63 - 1
+"""Largest seq or digest_seq (PostgreSQL bigint); larger query values are refused, not sent to SQL."""
 
 
 def _ingest_shape(value: object) -> str:
