@@ -22,7 +22,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from audit_trail.local.api import ApiServer
 from audit_trail.local.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -388,14 +387,6 @@ def test_seed_troubleshooting_connection_check(api_env: str, monkeypatch: pytest
 # --- the API going down mid-stream ------------------------------------------------------------------
 
 
-def restart_api(stack: LocalStack, server: ApiServer) -> ApiServer:
-    """Serve the same API on the same port again (after `server.stop()`)."""
-    port = int(stack.api_url.rsplit(":", 1)[1])
-    revived = ApiServer(server._server.app, "127.0.0.1", port)  # type: ignore[arg-type]
-    revived.start()
-    return revived
-
-
 def test_api_stopped_mid_stream_loses_nothing_with_block_policy(stack: LocalStack, db: psycopg.Connection[Any]) -> None:
     """Given events flowing, when the API stops (connections refused) and comes back, then every event
     logged is stored exactly once, in the order logged, and the chain verifies."""
@@ -425,16 +416,13 @@ def test_api_stopped_mid_stream_loses_nothing_with_block_policy(stack: LocalStac
 
     log(100)
     assert logger.flush_sync(timeout=30)
-    server = stack._api
-    assert server is not None
-    server.stop()  # connections now refused
+    stack.pause_api()  # connections now refused
 
     log(300)  # accepted into the buffer while the API is down
     assert wait_until(lambda: logger.stats.retries >= 2)
     assert len(logger.pending_events()) > 0
 
-    revived = restart_api(stack, server)
-    stack._api = revived
+    stack.resume_api()
     assert logger.flush_sync(timeout=60)
     assert logger.close_sync() == 0
 
