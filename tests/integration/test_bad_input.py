@@ -24,7 +24,8 @@ def batch(*events: dict[str, Any]) -> dict[str, Any]:
     return {"events": list(events)}
 
 
-FUTURE = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+# A day ahead, not minutes: the module is imported once and a long run must not overtake it.
+FUTURE = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 NEAR_FUTURE_OK = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
 
 # (id, raw body or JSON body, status, (index, field) expected in errors or None for 400, message fragment)
