@@ -90,6 +90,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from audit_trail.local.demo import DemoOptions, run_demo
 
     _quiet_pgserver()
+    # SIGTERM unwinds like Ctrl-C: the child stack is stopped and the demo database dropped.
+    signal.signal(signal.SIGTERM, _terminate)
 
     options = DemoOptions(
         day_events=args.events,
