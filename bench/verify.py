@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import psycopg
+from psycopg import sql
 
 # The bench runs outside pytest: bench._common puts the layer, the functions, the SDK and the
 # repository root on the path.
@@ -72,7 +73,7 @@ from audit_trail.migrations import migrate
 from audit_trail.postgres import create_database, server_url
 from audit_trail.verify import Report, verify_offline
 from audit_trail.verify_digests import DirectoryDigestSource
-from audit_trail.verify_scan import close_connections, read_rows
+from audit_trail.verify_scan import ROW_JSON, close_connections, read_rows
 
 TARGET_EVENTS_PER_SECOND: Final = 100_000
 BASELINE_EVENTS: Final = 100_000  # the SQL API walk (GET /integrity/verify's path) runs on this many
@@ -314,6 +315,24 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def server_side(url: str, events: int) -> Row | None:
+    """PostgreSQL's share alone: the verifier's COPY query written to /dev/null by the server (no client).
+
+    Needs a role allowed to write server files (a superuser); skipped otherwise.
+    """
+    query = sql.SQL(
+        "copy (select {row} from audit.audit_events e where e.seq between 1 and {last} order by e.seq) to '/dev/null'"
+    ).format(row=ROW_JSON, last=sql.Literal(events))
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            started = time.perf_counter()
+            conn.execute(query)
+            seconds = time.perf_counter() - started
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    return Row("PostgreSQL's side alone: the verifier's COPY, server to /dev/null", events, seconds)
+
+
 def sql_api_walk(url: str, events: int) -> Row:
     """The path GET /integrity/verify takes (SQL API pages + ChainVerifier), on the first events."""
     transport = PostgresTransport(url)
@@ -348,6 +367,10 @@ def run(args: argparse.Namespace, admin_url: str, dbname: str, directory: Path) 
         row, report = offline(url, directory, workers, args.events, args.digests)
         results.rows.append(row)
         results.reports.append(report.as_dict())
+    progress("PostgreSQL's side of the verifier's COPY")
+    postgres = server_side(url, args.events)
+    if postgres is not None:
+        results.rows.append(postgres)
     baseline = min(args.events, BASELINE_EVENTS)
     progress(f"GET /integrity/verify's walk over {baseline:,} events")
     results.rows.append(sql_api_walk(url, baseline))
@@ -387,7 +410,7 @@ def report(results: Results) -> str:
                     f"{row.seconds:.2f}",
                     f"{row.per_second:,.0f}",
                     f"{row.per_second / limit.per_second:.1%}",
-                    f"{row.cpu_seconds / row.events * 1e6:.2f}",
+                    f"{row.cpu_seconds / row.events * 1e6:.2f}" if row.cpu_seconds else "",
                 ]
                 for row in results.rows
             ],

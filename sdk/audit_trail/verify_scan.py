@@ -41,6 +41,7 @@ from audit_common.integrity import (
 
 __all__ = [
     "DEFAULT_CHUNK_BITS",
+    "ROW_JSON",
     "ChainHead",
     "ChunkResult",
     "ChunkTask",
@@ -66,7 +67,7 @@ chunk is one perfect subtree of the Merkle tree."""
 # psycopg's per-field binary loaders cost several times that in Python; and JSON, unlike COPY's text
 # format, tells a null from every string. A timestamp outside years 1..9999 is sent as text that cannot
 # be sealed: to_char prints 1 BC as "0001", which would let an era change pass unseen.
-_ROW_JSON: Final = sql.SQL(
+ROW_JSON: Final = sql.SQL(
     """pg_catalog.json_build_array(e.seq, pg_catalog.encode(e.checksum, 'hex'),
   pg_catalog.encode(e.prev_hash, 'hex'), pg_catalog.encode(e.chain_hash, 'hex'), e.redacted_at is not null,
   e.event_id, case when e."timestamp" >= '0001-01-01T00:00:00Z' and e."timestamp" < '10000-01-01T00:00:00Z'
@@ -125,7 +126,7 @@ def read_rows(url: str, first_seq: int, last_seq: int) -> Iterator[Row]:
     """
     query = sql.SQL(
         "copy (select {row} from audit.audit_events e where e.seq between {first} and {last} order by e.seq) to stdout"
-    ).format(row=_ROW_JSON, first=sql.Literal(first_seq), last=sql.Literal(last_seq))
+    ).format(row=ROW_JSON, first=sql.Literal(first_seq), last=sql.Literal(last_seq))
     conn = _connection(url)
     pgconn = conn.pgconn
     pgconn.send_query(query.as_bytes(conn))
