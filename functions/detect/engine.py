@@ -103,7 +103,7 @@ def analyse(
                 "source": source,
                 "seqs": list(seqs)[:20],
                 "alerts": [a.alert_id for a in alerts],
-                "created": created,
+                "alerts_created": created,
             },
         )
     return AnalysisResult(len(seqs), alerts, created, published, failed)

@@ -3,29 +3,43 @@
 -- Not needed on a Supabase project (its roles and auth functions exist there); it only creates what is
 -- missing, so running it there changes nothing. Idempotent: roles are cluster-wide, auth is per database.
 
+-- Roles are cluster-wide: two databases bootstrapped at once (parallel test workers on a fresh
+-- server) race between "not exists" and "create", so the loser's duplicate is caught, not fatal.
 do $$
+declare
+  v_role record;
 begin
-  if not exists (select 1 from pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'authenticator') then
-    create role authenticator login noinherit;
-  end if;
+  for v_role in select * from (values
+      ('anon', 'nologin noinherit'),
+      ('authenticated', 'nologin noinherit'),
+      ('service_role', 'nologin noinherit bypassrls'),
+      ('authenticator', 'login noinherit')) as r(name, options)
+  loop
+    if not exists (select 1 from pg_roles where rolname = v_role.name) then
+      begin
+        execute format('create role %I %s', v_role.name, v_role.options);
+      exception when duplicate_object or unique_violation then
+        null;  -- created meanwhile by a concurrent bootstrap
+      end;
+    end if;
+  end loop;
 end
 $$;
 
 do $$
+declare
+  v_member text;
 begin
   -- only what is missing: on a Supabase project the memberships exist (and may not be ours to grant)
-  if not pg_has_role('authenticator', 'anon', 'member') then grant anon to authenticator; end if;
-  if not pg_has_role('authenticator', 'authenticated', 'member') then grant authenticated to authenticator; end if;
-  if not pg_has_role('authenticator', 'service_role', 'member') then grant service_role to authenticator; end if;
+  foreach v_member in array array['anon', 'authenticated', 'service_role'] loop
+    if not pg_has_role('authenticator', v_member, 'member') then
+      begin
+        execute format('grant %I to authenticator', v_member);
+      exception when duplicate_object or unique_violation then
+        null;
+      end;
+    end if;
+  end loop;
 end
 $$;
 

@@ -13,6 +13,7 @@ import pytest
 from audit_common import event_store
 from audit_common.db import PostgresTransport
 from audit_common.models import AuditEventIn
+from audit_common.observability import logger
 from audit_common.settings import get_settings
 from detect import handler as detect_handler
 from detect.handler import lambda_handler
@@ -119,6 +120,22 @@ class TestRules:
         found = alerts(db, rule)
         assert len(found) == 1
         assert found[0][2] == THRESHOLDS[rule]
+
+    def test_alerts_are_raised_with_info_logging_as_deployed(
+        self, transport: PostgresTransport, db: psycopg.Connection[Any]
+    ) -> None:
+        """Given the template's INFO log level, When a webhook raises an alert, Then 200 and the log says so.
+
+        A log `extra` key that collides with a LogRecord attribute (`created`) raised a KeyError only
+        at INFO, so the webhook answered 500 in Lambda while every test at WARNING passed.
+        """
+        previous = logger.log_level
+        logger.setLevel("INFO")
+        try:
+            deliver(store(transport, scenario("multiple_failed_logins", THRESHOLDS["multiple_failed_logins"])))
+        finally:
+            logger.setLevel(previous)
+        assert len(alerts(db, "multiple_failed_logins")) == 1
 
     def test_spraying_one_ip_over_twenty_users_is_brute_force_only(
         self, transport: PostgresTransport, db: psycopg.Connection[Any]
