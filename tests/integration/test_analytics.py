@@ -315,7 +315,28 @@ def test_answers_agree_whatever_the_rollups_hold(
     assert edge["buckets"][0]["start"] == "2026-11-23T02:00:00.000000Z"
 
 
-def test_erasure_forgets_the_subjects_addresses(seeded: list[int], transport: PostgresTransport) -> None:
+def test_a_refresh_held_elsewhere_is_skipped_and_the_answer_stays_exact(
+    seeded: list[int], db: psycopg.Connection[Any]
+) -> None:
+    """Given another session holding the refresh lock, when the dashboard asks, then it does not wait for the
+    lock, the rollups stay where they were, and the events above the watermark are counted from the trail."""
+    db.execute("select pg_advisory_lock(hashtext('audit.analytics_refresh'))")
+    try:
+        held = get().body
+        assert one(db, "select rolled_up_seq from audit.analytics_state")[0] == 0
+    finally:
+        db.execute("select pg_advisory_unlock(hashtext('audit.analytics_refresh'))")
+
+    refreshed = get().body
+
+    assert one(db, "select rolled_up_seq from audit.analytics_state")[0] == len(seeded)
+    assert held["totals"] == refreshed["totals"] and held["new_ips"] == refreshed["new_ips"]
+    assert held["totals"]["events"] == 12
+
+
+def test_erasure_forgets_the_subjects_addresses(
+    seeded: list[int], transport: PostgresTransport, db: psycopg.Connection[Any]
+) -> None:
     """Given the rollups hold victim's address, when victim is erased, then no answer names it any more."""
     assert get().body["new_ips"]["users"] == 3
     erased = transport.call("erase_subject", {"p_user_id": "victim", "p_actor": "dpo", "p_request_id": "gdpr-1"})
@@ -324,6 +345,8 @@ def test_erasure_forgets_the_subjects_addresses(seeded: list[int], transport: Po
     new_ips = get().body["new_ips"]
 
     assert [u["user_id"] for u in new_ips["top_users"]] == ["alice", "bob"]
+    assert one(db, "select count(*) from audit.analytics_user_ips where user_id = 'victim'")[0] == 0
+    assert one(db, "select count(*) from audit.analytics_user_ips where user_id = 'alice'")[0] == 2
     assert transport.call("analytics_refresh", {"p_max_events": 1}) is not None
     counts = get().body["totals"]
     assert counts["failed_logins"] == 6  # redaction keeps type, status and time: the counts do not change
