@@ -235,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-digests", metavar="DIR", help="also save the bucket's digests, signatures and keys to DIR"
     )
     verify.add_argument(
-        "--workers", type=int, default=None, help="processes checking events (default: one per CPU on large chains)"
+        "--workers",
+        type=int,
+        default=None,
+        help="processes checking events (default on chains of 200,000 events or more: one per CPU, or one per two"
+        " CPUs when the database runs on this machine)",
     )
     verify.add_argument("--from-seq", type=int, default=1, help="check only from this seq (events only)")
     verify.add_argument("--to-seq", type=int, default=None, help="check only up to this seq (events only)")

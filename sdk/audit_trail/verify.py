@@ -168,9 +168,24 @@ class Report:
         }
 
 
-def default_workers() -> int:
-    """One worker per CPU (PostgreSQL's COPY runs beside them), at most 8."""
-    return max(1, min(os.cpu_count() or 1, 8))
+def default_workers(database_url: str | None = None) -> int:
+    """Worker processes for a database: one per CPU (at most 8), or one per two CPUs when PostgreSQL runs on
+    this machine, where each worker's COPY keeps a server process about as busy as the worker itself
+    (measured on 2 cores: one worker 167k events/s, two 146k)."""
+    cpus = os.cpu_count() or 1
+    if database_url is not None and _is_local(database_url):
+        return max(1, cpus // 2)
+    return max(1, min(cpus, 8))
+
+
+def _is_local(database_url: str) -> bool:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        host = str(conninfo_to_dict(database_url).get("host") or "")
+    except psycopg.ProgrammingError:
+        return False
+    return host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +395,7 @@ def verify_offline(
         proven = [] if check is None else check.proven
         cuts = sorted({digest.tree_size for digest in proven if digest.tree_size <= head.seq})
         if workers is None:
-            workers = default_workers() if head.seq >= _POOL_MIN_EVENTS else 1
+            workers = default_workers(database_url) if head.seq >= _POOL_MIN_EVENTS else 1
         report.workers = workers
         events = _verify_events(database_url, head, cuts, workers=workers, chunk_bits=chunk_bits, progress=progress)
         report.events_checked = events.checked
