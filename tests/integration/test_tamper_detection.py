@@ -57,6 +57,13 @@ def test_untouched_chain_verifies(chain: psycopg.Connection[Any]) -> None:
             "modified",
         ),
         ("update audit.audit_events set user_id = 'someone-else' where seq = 40", 40, "modified"),
+        # The same date BC: to_char's YYYY printed both eras alike, so the served JSON did not change.
+        (
+            "update audit.audit_events set \"timestamp\" = (\"timestamp\" at time zone 'UTC' - interval '4051 years')"
+            " at time zone 'UTC' where seq = 5",
+            5,
+            "modified",
+        ),
         ("delete from audit.audit_events where seq = 12", 12, "missing"),
         ("delete from audit.audit_events where seq >= 39", 39, "truncated"),
         (
@@ -83,6 +90,7 @@ def test_untouched_chain_verifies(chain: psycopg.Connection[Any]) -> None:
         "edit-details",
         "edit-time",
         "edit-user",
+        "edit-era",
         "delete",
         "truncate-tail",
         "swap",
