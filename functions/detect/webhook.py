@@ -7,18 +7,11 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from audit_common.errors import AuditError
+from audit_common.errors import Unauthorized
 
 SECRET_HEADER: Final = "x-audit-webhook-secret"  # noqa: S105 - a header name, not a secret
 WATCHED_SCHEMA: Final = "audit"
 WATCHED_TABLE: Final = "audit_events"
-
-
-class Unauthorized(AuditError):
-    """The call does not carry the shared secret."""
-
-    status = 401
-    code = "unauthorized"
 
 
 class WebhookPayload(BaseModel):

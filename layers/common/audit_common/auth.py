@@ -21,10 +21,24 @@ from typing import TYPE_CHECKING, Any, Final
 import jwt
 from pydantic import BaseModel, ConfigDict
 
-from audit_common.errors import AuditError
+from audit_common.errors import Forbidden, Unauthorized
 
 if TYPE_CHECKING:
     from audit_common.db import Transport
+
+__all__ = [
+    "AuditRole",
+    "Forbidden",
+    "Principal",
+    "SupabaseJwtVerifier",
+    "Unauthorized",
+    "authenticate",
+    "bearer_token",
+    "mint_writer_token",
+    "parse_writer_token",
+    "role_from_claims",
+    "writer_principal",
+]
 
 SYMMETRIC_ALGORITHMS: Final = ("HS256",)
 """Supabase's legacy JWT secret signs with HS256 only."""
@@ -32,20 +46,6 @@ ASYMMETRIC_ALGORITHMS: Final = ("ES256", "RS256")
 """Supabase's asymmetric signing keys (published at /auth/v1/.well-known/jwks.json)."""
 SUPABASE_AUDIENCE: Final = "authenticated"
 CLOCK_LEEWAY_SECONDS: Final = 30
-
-
-class Unauthorized(AuditError):
-    """No credentials, or credentials that do not verify (401)."""
-
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(AuditError):
-    """Verified credentials that do not allow this request (403)."""
-
-    status = 403
-    code = "forbidden"
 
 
 class AuditRole(StrEnum):

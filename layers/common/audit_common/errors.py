@@ -38,6 +38,20 @@ class BadRequest(AuditError):
     code = "bad_request"
 
 
+class Unauthorized(AuditError):
+    """No credentials, or credentials that do not verify (401)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AuditError):
+    """Verified credentials that do not allow this request (403)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(AuditError):
     """The addressed resource does not exist (or the caller may not know it exists)."""
 
