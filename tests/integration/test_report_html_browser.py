@@ -15,14 +15,13 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from audit_common.db import PostgresTransport
 from audit_common.settings import get_settings
@@ -47,6 +46,7 @@ from reports.model import (
 from tests.integration.test_reports import seed
 from tests.support.apigw import invoke, proxy_event
 from tests.support.aws import moto_account
+from tests.support.browser import PageLog, chromium_executable, headless_chromium, new_logged_page
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "audit-reports-html-test"
@@ -57,61 +57,15 @@ HOSTILE = "<script>alert('owned')</script><img src=x onerror=alert(1)>"
 pytestmark = pytest.mark.xdist_group("report-html-browser")
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        if found := shutil.which(name):
-            return found
-    pytest.fail(
-        "Debian's chromium is not installed: run `make install` (it runs "
-        "`apt-get install -y --no-install-recommends chromium` when the browser is missing).",
-        pytrace=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Debian chromium, launched once for the module."""
-    executable = _chromium()
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=executable, headless=True)
+    with headless_chromium() as instance:
         yield instance
-        instance.close()
-
-
-@dataclass
-class PageLog:
-    """What the page said and asked for while it loaded."""
-
-    console: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
 
 
 def _open(browser: Browser, path: Path, *, width: int, height: int, scale: float = 1) -> tuple[Page, PageLog]:
-    page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=scale)
-    log = PageLog()
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type in {"error", "warning"}:
-            log.console.append(f"{message.type}: {message.text}")
-
-    def on_request(request: Request) -> None:
-        log.requests.append(request.url)
-
-    def on_failed(request: Request) -> None:
-        log.failed.append(f"{request.url}: {request.failure}")
-
-    def on_dialog(dialog: Dialog) -> None:
-        # A script that ran would open one (alert); record it and close it so the page cannot hang.
-        log.errors.append(f"dialog opened: {dialog.message}")
-        dialog.dismiss()
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: log.errors.append(str(error)))
-    page.on("request", on_request)
-    page.on("requestfailed", on_failed)
-    page.on("dialog", on_dialog)
+    page, log = new_logged_page(browser, width=width, height=height, scale=scale)
     page.goto(path.as_uri(), wait_until="load")
     return page, log
 
@@ -831,4 +785,4 @@ def test_a_missing_browser_fails_with_the_fix(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(shutil, "which", lambda _name: None)
 
     with pytest.raises(pytest.fail.Exception, match=r"run `make install`"):
-        _chromium()
+        chromium_executable()
