@@ -195,6 +195,8 @@ class Demo:
                 ok = self._story(api, state, database_url)
             if self.options.serve:
                 self._serve(state)
+            elif ok:
+                show.line("\nTo look around afterwards (the dashboard, the API): audit-trail demo --serve")
             return ok
         except (DemoFailed, httpx.HTTPError) as exc:
             show.line(f"\nDEMO FAILED: {exc}")
