@@ -11,12 +11,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_common.auth import Forbidden, SupabaseJwtVerifier, Unauthorized, authenticate
-from audit_common.db import get_transport
+from audit_common.db import get_transport, read_secret
 from audit_common.errors import ConfigurationError
+from audit_common.http import header
 from audit_common.observability import logger, metrics
 from audit_common.settings import Settings, get_settings
 from authorizer.policy import allow, deny
@@ -30,8 +30,7 @@ def verifier_from_settings(settings: Settings) -> SupabaseJwtVerifier:
         )
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
     if secret is None and settings.jwt_secret_arn:
-        value = parameters.get_secret(settings.jwt_secret_arn, max_age=settings.secret_max_age_seconds)
-        secret = value if isinstance(value, str) else None
+        secret = read_secret(settings.jwt_secret_arn, settings.secret_max_age_seconds)
     if not secret:
         raise ConfigurationError("no JWT key configured: set AUDIT_JWKS_URL, or AUDIT_JWT_SECRET_ARN")
     return SupabaseJwtVerifier(secret=secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
@@ -43,17 +42,13 @@ def verifier() -> SupabaseJwtVerifier:
     return verifier_from_settings(get_settings())
 
 
-def _header(headers: dict[str, str] | None, name: str) -> str | None:
-    return next((value for key, value in (headers or {}).items() if key.lower() == name), None)
-
-
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Authenticate the request and answer with the principal's policy."""
     method_arn = str(event["methodArn"])
     try:
-        principal = authenticate(_header(event.get("headers"), "authorization"), verifier(), get_transport())
+        principal = authenticate(header(event.get("headers"), "authorization"), verifier(), get_transport())
     except Unauthorized as refused:
         logger.info("request refused", extra={"reason": refused.message, "resource": event.get("resource")})
         metrics.add_metric(name="AuthorizerRefused", unit="Count", value=1)

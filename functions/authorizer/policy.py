@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit_common.access import execute_api_arn, routes_for
+from audit_common.access import api_stage_arn, execute_api_arn, routes_for
 from audit_common.auth import Principal
 
 
@@ -32,11 +32,12 @@ def allow(principal: Principal, method_arn: str) -> dict[str, Any]:
 
 def deny(principal_id: str, method_arn: str) -> dict[str, Any]:
     """Deny every route of the API (API Gateway answers 403)."""
-    api_and_stage = "/".join(method_arn.split("/", 2)[:2])
     return {
         "principalId": principal_id,
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": f"{api_and_stage}/*"}],
+            "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": f"{api_stage_arn(method_arn)}/*"}
+            ],
         },
     }

@@ -8,6 +8,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit_common.errors import Unauthorized
+from audit_common.http import header
 
 SECRET_HEADER: Final = "x-audit-webhook-secret"  # noqa: S105 - a header name, not a secret
 WATCHED_SCHEMA: Final = "audit"
@@ -28,7 +29,7 @@ class WebhookPayload(BaseModel):
 
 def authenticate(headers: dict[str, str], secret: str) -> None:
     """Compare the secret header in constant time; raise Unauthorized when absent or wrong."""
-    presented = next((value for name, value in headers.items() if name.lower() == SECRET_HEADER), None)
+    presented = header(headers, SECRET_HEADER)
     if presented is None:
         raise Unauthorized(f"missing {SECRET_HEADER} header")
     if not hmac.compare_digest(presented.encode(), secret.encode()):

@@ -60,6 +60,11 @@ def routes_for(role: AuditRole) -> list[tuple[str, str]]:
     return sorted(route for route, roles in ROUTE_ROLES.items() if role in roles)
 
 
+def api_stage_arn(method_arn: str) -> str:
+    """`arn:aws:execute-api:<region>:<account>:<api>/<stage>` of the ARN API Gateway gives an authorizer."""
+    return "/".join(method_arn.split("/", 2)[:2])
+
+
 def execute_api_arn(method_arn: str, method: str, resource: str) -> str:
     """The execute-api ARN of a route in the same API and stage as `method_arn`.
 
@@ -67,6 +72,5 @@ def execute_api_arn(method_arn: str, method: str, resource: str) -> str:
     (`arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>`); path parameters
     become `*`, which IAM matches against the called path.
     """
-    api_and_stage = "/".join(method_arn.split("/", 2)[:2])
     path = "/".join("*" if part.startswith("{") else part for part in resource.strip("/").split("/"))
-    return f"{api_and_stage}/{method.upper()}/{path}"
+    return f"{api_stage_arn(method_arn)}/{method.upper()}/{path}"

@@ -201,7 +201,7 @@ def transport_from_settings(settings: Settings) -> Transport:
     """Pick the transport the settings describe: Postgres URL first, then Supabase REST."""
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     if database_url is None and settings.database_secret_arn:
-        database_url = _secret(settings.database_secret_arn, settings.secret_max_age_seconds)
+        database_url = read_secret(settings.database_secret_arn, settings.secret_max_age_seconds)
     if database_url:
         return PostgresTransport(
             database_url,
@@ -211,7 +211,7 @@ def transport_from_settings(settings: Settings) -> Transport:
         )
     key = settings.supabase_service_role_key.get_secret_value() if settings.supabase_service_role_key else None
     if key is None and settings.supabase_key_secret_arn:
-        key = _secret(settings.supabase_key_secret_arn, settings.secret_max_age_seconds)
+        key = read_secret(settings.supabase_key_secret_arn, settings.secret_max_age_seconds)
     if settings.supabase_url and key:
         return PostgrestTransport(settings.supabase_url, key)
     raise ConfigurationError(
@@ -220,7 +220,8 @@ def transport_from_settings(settings: Settings) -> Transport:
     )
 
 
-def _secret(arn: str, max_age: int) -> str:
+def read_secret(arn: str, max_age: int) -> str:
+    """A Secrets Manager string, cached by Powertools for `max_age` seconds; empty is a configuration error."""
     from aws_lambda_powertools.utilities import parameters
 
     value = parameters.get_secret(arn, max_age=max_age)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -102,6 +102,12 @@ def create_resolver() -> APIGatewayRestResolver:
     return app
 
 
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A request header by name in any case (API Gateway passes the client's spelling)."""
+    wanted = name.lower()
+    return next((str(value) for key, value in (headers or {}).items() if key.lower() == wanted), None)
+
+
 def _is_json(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json" or media_type.endswith("+json")
@@ -113,8 +119,7 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaC
     body = event.get("body") or ""
     if len(body) > MAX_BODY_BYTES:
         return proxy_error(PayloadTooLarge(f"body: {len(body)} bytes; the limit is {MAX_BODY_BYTES}; split the batch"))
-    headers = event.get("headers") or {}
-    content_type = next((str(value) for name, value in headers.items() if name.lower() == "content-type"), "")
+    content_type = header(event.get("headers"), "content-type") or ""
     if body and content_type and not _is_json(content_type):
         return proxy_error(
             UnsupportedMediaType(f"Content-Type: {content_type!r} is not read here; send application/json")
