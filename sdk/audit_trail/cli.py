@@ -5,6 +5,7 @@
     audit-trail webhook --url URL               connect new events to the detect function
     audit-trail local [--port 3000]             run the whole stack on this machine
     audit-trail invoke anchor|reports|retention|sweep   run a scheduled function in the local stack
+    audit-trail token --role writer|user|auditor|admin  a bearer token the local stack accepts
     audit-trail demo                            a working day, three attacks and a tamper, end to end
 
 Exit status: 0 success, 1 verification failed, 2 usage or configuration error.

@@ -1,4 +1,4 @@
-"""The `local`, `invoke` and `demo` commands of the `audit-trail` CLI (registered by audit_trail.cli).
+"""The `local`, `invoke`, `token` and `demo` commands of the `audit-trail` CLI (registered by audit_trail.cli).
 
 Heavy imports (moto, Powertools, the functions) happen inside the commands, so `audit-trail --help`
 and the other commands stay fast.
@@ -85,6 +85,79 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return EXIT_OK if status == 200 else EXIT_FAILED
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a token the running local stack accepts for a role (just the token, or JSON)."""
+    from datetime import UTC, datetime, timedelta
+
+    from audit_common.auth import AuditRole
+    from audit_common.errors import AuditError
+    from audit_trail.local.state import read_state
+    from audit_trail.local.tokens import (
+        DEFAULT_TTL_SECONDS,
+        JWT_SECRET_PARAMETER,
+        TokenError,
+        default_subject,
+        issue_writer_token,
+        mint_jwt,
+        parse_role,
+    )
+
+    def refuse(message: str) -> int:
+        print(f"audit-trail token: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        role = parse_role(args.role)
+    except TokenError as exc:
+        return refuse(str(exc))
+    if args.ttl is not None and args.ttl <= 0:
+        return refuse("--ttl must be a positive number of seconds")
+    data_dir = Path(args.data_dir)
+    state = read_state(data_dir)
+    if state is None:
+        return refuse(
+            f"no local stack is running with data directory {data_dir} "
+            "(start one with `audit-trail local`, or pass the --data-dir it was started with)"
+        )
+    subject = args.sub or default_subject(role)
+    # Whole seconds: a JWT's exp is an integer, and --json's expires_at must be the same instant.
+    now = datetime.now(UTC).replace(microsecond=0)
+    expires: datetime | None
+    try:
+        if role is AuditRole.WRITER:
+            expires = now + timedelta(seconds=args.ttl) if args.ttl is not None else None
+            token = issue_writer_token(
+                str(state["database_url"]), subject, created_by="audit-trail token (local)", expires_at=expires
+            )
+        else:
+            secret = (state.get("secrets") or {}).get(JWT_SECRET_PARAMETER)
+            if not secret:
+                return refuse(
+                    f"the stack in {data_dir} has no JWT secret (its template has no {JWT_SECRET_PARAMETER} "
+                    "parameter), so it checks no access tokens: call the API without one"
+                )
+            ttl = DEFAULT_TTL_SECONDS if args.ttl is None else args.ttl
+            expires = now + timedelta(seconds=ttl)
+            token = mint_jwt(
+                secret, role, subject, email=args.email, ttl_seconds=ttl, issuer=state.get("jwt_issuer"), now=now
+            )
+    except TokenError as exc:
+        return refuse(str(exc))
+    except AuditError as exc:
+        return refuse(f"the database refused the writer token: {exc.message}")
+    if args.json:
+        answer = {
+            "token": token,
+            "role": role.value,
+            "sub": subject,
+            "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else None,
+        }
+        sys.stdout.write(orjson.dumps(answer).decode() + "\n")
+    else:
+        sys.stdout.write(token + "\n")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Play the demo scenario through a local stack."""
     from audit_trail.local.demo import DemoOptions, run_demo
@@ -107,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register_local_commands(commands: Any) -> None:
-    """Add `local`, `invoke` and `demo` to the CLI's subcommands."""
+    """Add `local`, `invoke`, `token` and `demo` to the CLI's subcommands."""
     local = commands.add_parser(
         "local",
         help="run the whole stack on this machine (Postgres, AWS on moto, the HTTP API)",
@@ -116,8 +189,9 @@ def register_local_commands(commands: Any) -> None:
         "Manager, SQS) with the resources template.yaml defines, and serve every API route of template.yaml on "
         "http://127.0.0.1:3000 by calling the real handlers with API Gateway proxy events. The database "
         "webhook's pg_notify fallback is relayed to POST /webhooks/supabase. Scheduled functions run on demand "
-        "with `audit-trail invoke NAME`. Ctrl-C (or SIGTERM) stops everything. No authentication is checked "
-        "locally: bind it to 127.0.0.1 only.",
+        "with `audit-trail invoke NAME`. Ctrl-C (or SIGTERM) stops everything. The template's Lambda authorizers "
+        "run as API Gateway would, with local secrets: `audit-trail token --role auditor` prints a token the "
+        "stack accepts. IAM (SigV4) is not checked locally: bind it to 127.0.0.1 only.",
     )
     local.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else embedded)")
     local.add_argument(
@@ -161,6 +235,40 @@ def register_local_commands(commands: Any) -> None:
         "--data-dir", default=str(DEFAULT_DATA_DIR), help=f"the stack's data directory (default: {DEFAULT_DATA_DIR}/)"
     )
     invoke.set_defaults(func=cmd_invoke)
+
+    token = commands.add_parser(
+        "token",
+        help="print a token the running local stack accepts (writer, user, auditor, admin)",
+        description="Mint a bearer token for the running `audit-trail local` (found through the state file in "
+        "--data-dir). user, auditor and admin get a Supabase-shaped access token (HS256 JWT: sub, role "
+        "'authenticated', aud 'authenticated', exp, iat, email, app_metadata.audit_role) signed with the stack's "
+        "local JWT secret; writer gets an atw_ writer token registered (hashed) in the stack's database under the "
+        "name --sub. Prints only the token, so TOKEN=$(audit-trail token --role auditor) works; --json prints "
+        "token, role, sub and expires_at. Exits 2 when no stack runs there or it has no JWT secret.",
+        epilog='example: curl -H "Authorization: Bearer $(audit-trail token --role auditor)" '
+        "http://127.0.0.1:3000/alerts",
+    )
+    token.add_argument(
+        "--role", required=True, metavar="ROLE", help="writer (POST /events), user (own events), auditor or admin"
+    )
+    token.add_argument(
+        "--sub",
+        metavar="ID",
+        help="the token's subject: a user id for user/auditor/admin (default: a stable UUID per role), the "
+        "writer's name for writer (default: local-writer)",
+    )
+    token.add_argument("--email", help="the email claim of an access token")
+    token.add_argument(
+        "--ttl",
+        type=int,
+        metavar="SECONDS",
+        help=f"lifetime (default: {3600} s for access tokens; writer tokens never expire unless given)",
+    )
+    token.add_argument(
+        "--data-dir", default=str(DEFAULT_DATA_DIR), help=f"the stack's data directory (default: {DEFAULT_DATA_DIR}/)"
+    )
+    token.add_argument("--json", action="store_true", help='print {"token", "role", "sub", "expires_at"}')
+    token.set_defaults(func=cmd_token)
 
     demo = commands.add_parser(
         "demo",

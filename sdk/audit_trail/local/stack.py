@@ -311,7 +311,73 @@ class LocalStack:
 
     def _write_state(self) -> None:
         write_state(
-            self.config.data_dir, {**self.status(), "database_url": self.database_url, "secrets": self.local_secrets}
+            self.config.data_dir,
+            {
+                **self.status(),
+                "database_url": self.database_url,
+                "secrets": self.local_secrets,
+                "jwt_issuer": self.jwt_issuer,
+            },
+        )
+
+    # -- tokens ------------------------------------------------------------------------------------
+
+    @property
+    def jwt_secret(self) -> str | None:
+        """The local JWT secret the authorizer verifies access tokens with (None until the template has one)."""
+        from audit_trail.local.tokens import JWT_SECRET_PARAMETER
+
+        return self.local_secrets.get(JWT_SECRET_PARAMETER)
+
+    @property
+    def jwt_issuer(self) -> str | None:
+        """The issuer the functions require in access tokens, when the template sets one."""
+        if self.runtime is None:
+            return None
+        issuers = sorted({f.environment.get("AUDIT_JWT_ISSUER") or "" for f in self.runtime.functions.values()} - {""})
+        return issuers[0] if issuers else None
+
+    def token(
+        self,
+        role: str,
+        subject: str | None = None,
+        *,
+        email: str | None = None,
+        ttl_seconds: int | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        """A bearer token this stack accepts for `role` (writer, user, auditor or admin).
+
+        A writer token is registered in the stack's database under the name `subject` (it never
+        expires unless `ttl_seconds` is given); the others are access tokens signed with the stack's
+        JWT secret, for the subject `subject` (a stable UUID per role by default). `now` in the past
+        mints a token that has already expired. TokenError when the stack has no JWT secret.
+        """
+        from audit_common.auth import AuditRole
+        from audit_trail.local.tokens import (
+            DEFAULT_TTL_SECONDS,
+            TokenError,
+            default_subject,
+            expires_at,
+            issue_writer_token,
+            mint_jwt,
+            parse_role,
+        )
+
+        parsed = parse_role(role)
+        subject = subject or default_subject(parsed)
+        if parsed is AuditRole.WRITER:
+            return issue_writer_token(self.database_url, subject, expires_at=expires_at(ttl_seconds, now))
+        if self.jwt_secret is None:
+            raise TokenError("this stack's template has no JwtSecretArn parameter: it checks no access tokens yet")
+        return mint_jwt(
+            self.jwt_secret,
+            parsed,
+            subject,
+            email=email,
+            ttl_seconds=DEFAULT_TTL_SECONDS if ttl_seconds is None else ttl_seconds,
+            issuer=self.jwt_issuer,
+            now=now,
         )
 
     # -- describing --------------------------------------------------------------------------------
@@ -394,7 +460,34 @@ class LocalStack:
         for route in status["routes"]:
             auth = f"  (authorizer {route['authorizer']})" if route["authorizer"] else ""
             lines.append(f"    {route['method']:<6} {route['path']:<32} {route['function']}{auth}")
+        lines.extend(self.token_hints())
         return "\n".join(lines)
+
+    def token_command(self, role: str) -> str:
+        """The `audit-trail token` command line that mints a token for this stack."""
+        data_dir = "" if self.config.data_dir == DEFAULT_DATA_DIR else f" --data-dir {self.config.data_dir}"
+        return f"audit-trail token --role {role}{data_dir}"
+
+    def token_hints(self) -> list[str]:
+        """Banner lines saying how to get a token and where the dashboard is."""
+        paths = {route.path for route in self.template.routes()} if self.template else set()
+        if self.jwt_secret is None:
+            lines = [
+                "  tokens      this template checks no access tokens yet (no JwtSecretArn): call the API without one",
+                f"              writer tokens: {self.token_command('writer')}",
+            ]
+            if "/dashboard" in paths:
+                lines.append(f"  dashboard   {self.api_url}/dashboard")
+            return lines
+        lines = [
+            f"  tokens      {self.token_command('auditor')}   (roles: writer, user, auditor, admin)",
+            f'              curl -H "Authorization: Bearer $({self.token_command("auditor")})" {self.api_url}/alerts',
+        ]
+        if "/dashboard" in paths:
+            lines.append(
+                f"  dashboard   {self.api_url}/dashboard  (sign in with the token of: {self.token_command('auditor')})"
+            )
+        return lines
 
 
 class PortInUse(OSError):
