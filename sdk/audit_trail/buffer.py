@@ -8,9 +8,14 @@ Policy (docs/sdk.md, "Buffer policy"):
   then `BufferFullError`: that event was not kept and the caller knows it); `drop` refuses the new event
   at once, counts it in `stats.dropped` and warns once per burst (a burst ends when the buffer has
   drained below half).
-- Delivery failures that a retry can fix (network, timeouts, 408/429/5xx, 401/403/404) are retried
+- Delivery failures that a retry can fix (network, timeouts, 408/429/5xx, 404) are retried
   with exponential backoff and full jitter, forever while the logger is open, with the same event_ids:
   the API answers a replayed event `duplicate`, so a retry never writes an event twice.
+- 401/403 (`AuthenticationError`) is a configuration error, not an outage: one ERROR names the status
+  and the setting to check, the events stay buffered and are retried with a backoff capped at
+  `AUTH_RETRY_MAX_SECONDS` (a token registered or rotated on the server side heals it without a
+  restart), and while the credentials are refused a full buffer makes `log_event` raise
+  `BufferFullError` at once instead of blocking the application for `block_timeout_seconds`.
 - `close()` (and interpreter exit) keeps delivering for up to `close_timeout_seconds`; what is still
   undelivered then is reported (log error, `stats.undelivered`, `pending_events()`), never silently lost.
 
@@ -31,11 +36,14 @@ from dataclasses import dataclass, field
 from audit_common.models import AuditEventIn
 from audit_trail.backend import Backend
 from audit_trail.config import OverflowPolicy
-from audit_trail.errors import BufferFullError, DeliveryError, LoggerClosedError
+from audit_trail.errors import AuthenticationError, BufferFullError, DeliveryError, LoggerClosedError
 
 log = logging.getLogger("audit_trail")
 
 MAX_REJECTED_KEPT = 1000
+AUTH_RETRY_MAX_SECONDS = 60.0
+"""Backoff cap while the API refuses our credentials: slow enough not to hammer it (each refusal is
+itself recorded by the API), fast enough that a fixed token resumes delivery within a minute."""
 
 
 def backoff_delay(
@@ -64,6 +72,8 @@ class BufferStats:
     batches: int = 0
     undelivered: int = 0
     last_error: str | None = None
+    credentials_refused: str | None = None
+    """While the API refuses our credentials (401/403): why, with the setting to check; else None."""
     rejected_events: list[tuple[AuditEventIn, str]] = field(default_factory=list)
 
 
@@ -83,6 +93,8 @@ class EventBuffer:
         self.flush_requested = False
         self._dropping = False
         self._dropped_in_burst = 0
+        self.refused: AuthenticationError | None = None
+        """Set by the flusher while the destination refuses our credentials."""
 
     def __len__(self) -> int:
         with self.cond:
@@ -109,13 +121,26 @@ class EventBuffer:
             if self.policy is OverflowPolicy.DROP:
                 self._drop()
                 return False
-            if not self.cond.wait_for(lambda: len(self._events) < self.limit or self.closed, self.block_timeout):
+            if self.refused is not None:
+                # Waiting cannot help until someone fixes the token: do not stall the application.
+                raise BufferFullError(
+                    f"the audit buffer is full ({self.limit} events) because the API refuses our credentials "
+                    f"({self.refused}); event {event.event_id} was not kept"
+                ) from self.refused
+            if not self.cond.wait_for(
+                lambda: len(self._events) < self.limit or self.closed or self.refused is not None, self.block_timeout
+            ):
                 raise BufferFullError(
                     f"the audit buffer stayed full ({self.limit} events) for {self.block_timeout} s: "
                     f"the destination is down or too slow; event {event.event_id} was not kept"
                 )
             if self.closed:
                 raise LoggerClosedError("the audit logger closed while waiting for room")
+            if len(self._events) >= self.limit:
+                raise BufferFullError(
+                    f"the audit buffer is full ({self.limit} events) because the API refuses our credentials "
+                    f"({self.refused}); event {event.event_id} was not kept"
+                ) from self.refused
             self._accept(event)
             return True
 
@@ -218,11 +243,15 @@ class Flusher:
         remaining = len(self.buffer)
         self.stats.undelivered = remaining
         if remaining:
+            why = (
+                f"the API refused our credentials: {self.buffer.refused}"
+                if self.buffer.refused is not None
+                else f"destination unreachable for {timeout:.0f} s"
+            )
             log.error(
-                "audit logger closed with %d undelivered event(s) (destination unreachable for %.0f s): "
-                "they are available from logger.pending_events()",
+                "audit logger closed with %d undelivered event(s) (%s): they are in logger.pending_events()",
                 remaining,
-                timeout,
+                why,
             )
         return remaining
 
@@ -265,6 +294,17 @@ class Flusher:
                     continue
                 batch = self.buffer.peek(self.batch_size)
                 self._deliver(batch)
+            except AuthenticationError as exc:
+                attempt += 1
+                self.stats.retries += 1
+                self.stats.last_error = str(exc)
+                cap = max(self.retry_max, AUTH_RETRY_MAX_SECONDS)
+                delay = backoff_delay(attempt, self.retry_base, cap, self._rng)
+                self._credentials_refused(exc, cap)
+                if self._stopping and time.monotonic() >= self._deadline:
+                    return
+                self._sleep(delay)
+                continue
             except DeliveryError as exc:
                 attempt += 1
                 self.stats.retries += 1
@@ -284,7 +324,36 @@ class Flusher:
             if attempt:
                 log.info("audit delivery recovered after %d retries", attempt)
             attempt = 0
+            self._credentials_accepted()
             self.buffer.remove(len(batch))
+
+    def _credentials_refused(self, exc: AuthenticationError, cap: float) -> None:
+        """One ERROR per burst of refusals (not one per retry), and fail-fast for a full `block` buffer."""
+        with self.buffer.cond:
+            first = self.buffer.refused is None
+            self.buffer.refused = exc
+            self.stats.credentials_refused = str(exc)
+            held = len(self.buffer._events)
+            self.buffer.cond.notify_all()  # `block` waiters give up now rather than at their timeout
+        if first:
+            log.error(
+                "audit API refused our credentials: %s. %d event(s) are kept in the buffer and retried "
+                "(at most every %.0f s) until it accepts them; while it refuses, a full buffer raises "
+                "BufferFullError instead of blocking",
+                exc,
+                held,
+                cap,
+            )
+        else:
+            log.debug("audit API still refuses our credentials: %s", exc)
+
+    def _credentials_accepted(self) -> None:
+        if self.buffer.refused is None:
+            return
+        with self.buffer.cond:
+            self.buffer.refused = None
+            self.stats.credentials_refused = None
+        log.warning("audit API accepts our credentials again; delivery resumed")
 
     def _deliver(self, events: Sequence[AuditEventIn]) -> None:
         """Store `events`; split on refusals to find the refused ones. Retryable failures propagate."""

@@ -2,7 +2,8 @@
 
 Three ways to reach the audit trail, chosen in this order unless `mode` says otherwise:
 
-- `api_url` (+ `api_key`): the HTTP API (`POST /events`), the normal path for applications;
+- `api_url` (+ `api_key`, a writer token; + `read_api_key`, an auditor's token, for reads): the HTTP
+  API (`POST /events`), the normal path for applications;
 - `database_url` (`DATABASE_URL`): straight to the database's SQL API through the shared transport;
 - `supabase_url` + `supabase_key` (`SUPABASE_URL`, `SUPABASE_SERVICE_ROLE_KEY`): the same SQL API over
   Supabase's REST endpoint, as the original seed was configured.
@@ -84,7 +85,13 @@ class AuditConfig(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("api_key", "token", "AUDIT_API_KEY", "AUDIT_TOKEN"),
-        description="Sent as `Authorization: Bearer <key>` (e.g. a Supabase JWT).",
+        description="Sent as `Authorization: Bearer <key>` with `POST /events`: a writer token (`atw_...`).",
+    )
+    read_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("read_api_key", "read_token", "AUDIT_READ_API_KEY", "AUDIT_READ_TOKEN"),
+        description="Bearer token for reads (get_recent_events, alerts, generate_compliance_report): an auditor's "
+        "or a user's access token. Writers may only send events; unset, reads use api_key.",
     )
     database_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("database_url", "AUDIT_DATABASE_URL", "DATABASE_URL")

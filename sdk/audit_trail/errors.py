@@ -50,3 +50,30 @@ class DeliveryError(AuditTrailError):
         self.rejected = rejected
         self.too_large = too_large
         self.retry_after = retry_after
+
+
+WRITE_CREDENTIAL_SETTING = "api_key/AUDIT_API_KEY"
+READ_CREDENTIAL_SETTING = "read_api_key/AUDIT_READ_TOKEN (else api_key/AUDIT_API_KEY)"
+
+
+class AuthenticationError(APIError, DeliveryError):
+    """The API refused our credentials (HTTP 401: no or bad token; 403: the token's role may not call the route).
+
+    A configuration error, not an outage: the message names the setting to check. Raised by reads and
+    by `initialize()`; on delivery the flusher keeps the events and retries them with a long capped
+    backoff (a token registered or rotated server-side heals it), logging one ERROR per burst.
+    """
+
+    def __init__(self, status: int, code: str, message: str, *, setting: str = WRITE_CREDENTIAL_SETTING) -> None:
+        reason = "no valid token" if status == 401 else "the token's role may not call this route"
+        # Both bases' __init__ chain through super() with different signatures: set their fields here.
+        AuditTrailError.__init__(self, f"{status} {code}: {message} ({reason}: check {setting})")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.setting = setting
+        # As a DeliveryError: retried (never set aside), with the flusher's credential backoff.
+        self.retryable = True
+        self.rejected = None
+        self.too_large = False
+        self.retry_after = None

@@ -21,7 +21,14 @@ import orjson
 
 from audit_common.api import AlertPage, EventPage, IngestResponse, StoredEvent
 from audit_common.models import AuditEventIn, ComplianceStandard
-from audit_trail.errors import APIError, DeliveryError, NotAvailableError
+from audit_trail.errors import (
+    READ_CREDENTIAL_SETTING,
+    WRITE_CREDENTIAL_SETTING,
+    APIError,
+    AuthenticationError,
+    DeliveryError,
+    NotAvailableError,
+)
 
 if TYPE_CHECKING:
     from audit_common.api import AlertOut, EventResult
@@ -29,8 +36,10 @@ if TYPE_CHECKING:
 
 USER_AGENT: Final = "audit-trail-sdk/0.1"
 # Statuses that say "this request is wrong" (retrying the same bytes cannot help). Everything else
-# (timeouts, 408, 429, 5xx, and 401/403/404 that a token rotation or a deploy can fix) is retried.
+# (timeouts, 408, 429, 5xx, 404 during a deploy) is retried. 401/403 say "these credentials are
+# wrong": an AuthenticationError, which the flusher retries slowly and reports as a configuration error.
 _REFUSED: Final = frozenset({400, 413, 422})
+_CREDENTIALS_REFUSED: Final = frozenset({401, 403})
 
 RETENTION_OVER_HTTP: Final = (
     "the HTTP API has no retention route: retention runs nightly (the RetentionNightly function, 02:00 UTC). "
@@ -82,14 +91,24 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 class HttpBackend:
-    """Talks to the audit trail's HTTP API with a bearer token."""
+    """Talks to the audit trail's HTTP API with bearer tokens.
+
+    Writing (`POST /events`) uses `api_key`, a writer token; the API lets writers do nothing else.
+    Reading (events, alerts, reports) uses `read_api_key` (an auditor's or a user's access token)
+    when it is set, else `api_key`, for deployments where one token may do both.
+    """
 
     def __init__(self, config: AuditConfig, *, transport: httpx.BaseTransport | None = None) -> None:
         if not config.api_url:
             raise ValueError("HttpBackend needs api_url")
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._write_auth: dict[str, str] = {}
+        self._read_auth: dict[str, str] = {}
         if config.api_key is not None:
-            headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+            self._write_auth = self._read_auth = {"Authorization": f"Bearer {config.api_key.get_secret_value()}"}
+        if config.read_api_key is not None:
+            self._read_auth = {"Authorization": f"Bearer {config.read_api_key.get_secret_value()}"}
+        self._read_setting = READ_CREDENTIAL_SETTING if config.read_api_key is not None else WRITE_CREDENTIAL_SETTING
         self.description = f"HTTP API at {config.api_url}"
         self._client = httpx.Client(
             base_url=config.api_url.rstrip("/"),
@@ -103,12 +122,16 @@ class HttpBackend:
         """`POST /events` with `{"events": [...]}`; map every failure to a `DeliveryError`."""
         body = orjson.dumps({"events": [event.model_dump(mode="json") for event in events]})
         try:
-            response = self._client.post("/events", content=body, headers={"Content-Type": "application/json"})
+            response = self._client.post(
+                "/events", content=body, headers={"Content-Type": "application/json", **self._write_auth}
+            )
         except httpx.TransportError as exc:
             raise DeliveryError(f"cannot reach the API: {exc!r}", retryable=True) from exc
         if response.status_code in (200, 201):
             return IngestResponse.model_validate_json(response.content).results
         code, message = _error_message(response)
+        if response.status_code in _CREDENTIALS_REFUSED:
+            raise AuthenticationError(response.status_code, code, message, setting=WRITE_CREDENTIAL_SETTING)
         if response.status_code in _REFUSED:
             rejected: list[int] | None = None
             if response.status_code == 422:
@@ -129,18 +152,24 @@ class HttpBackend:
         Writers may only call `POST /events`, so the probe is an empty batch: the API refuses it with
         422 after authentication, which proves the address and the token; 401/403 mean a bad token.
         """
-        response = self._request("POST", "/events", expect=(422,), content=b'{"events": []}')
+        response = self._request("POST", "/events", expect=(422,), content=b'{"events": []}', write=True)
         del response
 
     # --- reading ---------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), **kwargs: Any) -> httpx.Response:
-        headers = {"Content-Type": "application/json"} if "content" in kwargs else None
+    def _request(
+        self, method: str, path: str, *, expect: tuple[int, ...] = (200,), write: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {"Content-Type": "application/json"} if "content" in kwargs else {}
+        headers.update(self._write_auth if write else self._read_auth)
         try:
             response = self._client.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise APIError(503, "unreachable", f"cannot reach the API: {exc!r}") from exc
         if response.status_code not in expect:
             code, message = _error_message(response)
+            if response.status_code in _CREDENTIALS_REFUSED:
+                setting = WRITE_CREDENTIAL_SETTING if write else self._read_setting
+                raise AuthenticationError(response.status_code, code, message, setting=setting)
             raise APIError(response.status_code, code, message)
         return response
 

@@ -12,7 +12,7 @@ import pytest
 
 from audit_common.models import ComplianceStandard
 from audit_trail.config import AuditConfig
-from audit_trail.errors import APIError, DeliveryError, NotAvailableError
+from audit_trail.errors import APIError, AuthenticationError, BufferFullError, DeliveryError, NotAvailableError
 from audit_trail.http_backend import HttpBackend
 from audit_trail.logger import AuditLogger
 
@@ -122,7 +122,6 @@ def test_post_events_sends_a_batch_with_the_bearer_token() -> None:
         (400, {"error": {"code": "bad_request", "message": "not JSON"}}, False, None, False),
         (503, {"error": {"code": "service_unavailable", "message": "retry"}}, True, None, False),
         (429, {"message": "Too Many Requests"}, True, None, False),
-        (401, {"error": {"code": "unauthorized", "message": "bad token"}}, True, None, False),
     ],
 )
 def test_answers_map_to_retry_or_refusal(
@@ -290,3 +289,132 @@ def test_422_without_positions_leaves_the_search_to_bisection() -> None:
 
         assert caught.value.retryable is False
         assert caught.value.rejected is None
+
+
+# --- credentials refused (401/403) -----------------------------------------------------------------
+
+
+def _refuse_credentials(status: int = 401) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"message": "Unauthorized" if status == 401 else "Forbidden"})
+
+    return handler
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_an_authentication_error_naming_the_setting(status: int) -> None:
+    """Given 401 or 403 on POST /events, then the error is an AuthenticationError naming api_key/AUDIT_API_KEY,
+    retried (never set aside as a refused event)."""
+    backend = _backend(_refuse_credentials(status))
+    audit_logger = AuditLogger(_config(), backend=backend)
+    event = audit_logger.create_audit_event(event_type="file_access", user_id="u", action="r")
+
+    with pytest.raises(AuthenticationError) as caught:
+        backend.send([event])
+
+    assert caught.value.status == status
+    assert caught.value.retryable is True
+    assert "check api_key/AUDIT_API_KEY" in str(caught.value)
+
+
+def test_refused_reads_name_the_read_token_setting() -> None:
+    """Given a read token that the API refuses, then the error names read_api_key/AUDIT_READ_TOKEN."""
+    backend = _backend(_refuse_credentials(403), read_api_key="auditor-token")
+
+    with pytest.raises(AuthenticationError) as caught:
+        backend.list_alerts(limit=10)
+
+    assert caught.value.status == 403
+    assert "AUDIT_READ_TOKEN" in str(caught.value)
+
+
+def test_writes_use_api_key_and_reads_use_read_api_key() -> None:
+    """Given a writer token and a reader token, then POST /events carries the writer's, GET the reader's."""
+    seen: dict[str, str] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[f"{request.method} {request.url.path}"] = request.headers.get("Authorization", "")
+        if request.method == "POST":
+            return httpx.Response(201, json={"created": 0, "duplicates": 0, "results": []})
+        return httpx.Response(200, json={"alerts": [], "next_cursor": None})
+
+    backend = _backend(handler, api_key="atw_writer", read_api_key="eyJ.auditor")
+    backend.send([])
+    backend.list_alerts(limit=1)
+
+    assert seen == {"POST /v1/events": "Bearer atw_writer", "GET /v1/alerts": "Bearer eyJ.auditor"}
+
+
+def test_reads_fall_back_to_api_key() -> None:
+    """Given only api_key (one token for everything), then reads carry it."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return httpx.Response(200, json={"alerts": [], "next_cursor": None})
+
+    _backend(handler).list_alerts(limit=1)
+
+    assert seen == ["Bearer secret-token"]
+
+
+def test_refused_credentials_keep_the_events_log_once_and_fail_fast_when_full(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Given a token the API refuses and overflow_policy=block, when more events arrive than the buffer holds,
+    then every accepted event is kept, one ERROR names the status and the setting, and log_event raises
+    BufferFullError about the credentials instead of blocking for block_timeout_seconds."""
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(401, json={"message": "Unauthorized"})
+
+    config = _config(buffer_limit=5, batch_size=5, block_timeout_seconds=120, overflow_policy="block")
+    audit_logger = AuditLogger(config, backend=HttpBackend(config, transport=httpx.MockTransport(handler)))
+    caplog.set_level("DEBUG", logger="audit_trail")
+    events = [audit_logger.create_audit_event(event_type="file_access", user_id="u", action="r") for _ in range(5)]
+    for event in events:
+        assert audit_logger.log_event_sync(event)
+    audit_logger.flush_sync(timeout=0.5)
+    deadline = datetime.now(UTC) + timedelta(seconds=60)
+    while len(calls) < 3 and datetime.now(UTC) < deadline:
+        audit_logger.flush_sync(timeout=0.1)
+
+    with pytest.raises(BufferFullError, match="refuses our credentials") as caught:
+        audit_logger.log_event_sync(audit_logger.create_audit_event(event_type="file_access", user_id="u", action="r"))
+
+    assert isinstance(caught.value.__cause__, AuthenticationError)
+    assert [e.event_id for e in audit_logger.pending_events()] == [e.event_id for e in events]
+    assert audit_logger.stats.credentials_refused is not None
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "refused our credentials" in r.getMessage()]
+    assert len(calls) >= 3
+    assert len(errors) == 1
+    assert "401" in errors[0].getMessage()
+    assert "check api_key/AUDIT_API_KEY" in errors[0].getMessage()
+    assert audit_logger.close_sync(timeout=0) == 5
+
+
+def test_delivery_resumes_when_the_credentials_are_accepted_again(caplog: pytest.LogCaptureFixture) -> None:
+    """Given a token refused twice and then accepted (registered server-side), then the kept events are delivered
+    and the refusal state is cleared."""
+    api = FakeApi()
+    refusals = [2]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if refusals[0]:
+            refusals[0] -= 1
+            return httpx.Response(401, json={"message": "Unauthorized"})
+        return api(request)
+
+    config = _config()
+    audit_logger = AuditLogger(config, backend=HttpBackend(config, transport=httpx.MockTransport(handler)))
+    caplog.set_level("INFO", logger="audit_trail")
+    event = audit_logger.create_audit_event(event_type="file_access", user_id="u", action="r")
+    audit_logger.log_event_sync(event)
+
+    assert audit_logger.flush_sync(timeout=60)
+    assert list(api.stored) == [event.event_id]
+    assert audit_logger.stats.credentials_refused is None
+    assert any("accepts our credentials again" in r.getMessage() for r in caplog.records)
+    audit_logger.close_sync()
