@@ -18,6 +18,7 @@ from audit_trail.config import AuditConfig, ConfigError, OverflowPolicy
 from audit_trail.errors import (
     APIError,
     AuditTrailError,
+    AuthenticationError,
     BufferFullError,
     LoggerClosedError,
     NotAvailableError,
@@ -53,6 +54,7 @@ __all__ = [
     "AuditLogger",
     "AuditLoggerFactory",
     "AuditTrailError",
+    "AuthenticationError",
     "BufferFullError",
     "BufferStats",
     "ComplianceStandard",
