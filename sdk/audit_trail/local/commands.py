@@ -87,20 +87,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Print a token the running local stack accepts for a role (just the token, or JSON)."""
-    from datetime import UTC, datetime, timedelta
-
-    from audit_common.auth import AuditRole
     from audit_common.errors import AuditError
     from audit_trail.local.state import read_state
-    from audit_trail.local.tokens import (
-        DEFAULT_TTL_SECONDS,
-        JWT_SECRET_PARAMETER,
-        TokenError,
-        default_subject,
-        issue_writer_token,
-        mint_jwt,
-        parse_role,
-    )
+    from audit_trail.local.tokens import TokenError, parse_role, token_for_state
 
     def refuse(message: str) -> int:
         print(f"audit-trail token: {message}", file=sys.stderr)
@@ -119,42 +108,13 @@ def cmd_token(args: argparse.Namespace) -> int:
             f"no local stack is running with data directory {data_dir} "
             "(start one with `audit-trail local`, or pass the --data-dir it was started with)"
         )
-    subject = args.sub or default_subject(role)
-    # Whole seconds: a JWT's exp is an integer, and --json's expires_at must be the same instant.
-    now = datetime.now(UTC).replace(microsecond=0)
-    expires: datetime | None
     try:
-        if role is AuditRole.WRITER:
-            expires = now + timedelta(seconds=args.ttl) if args.ttl is not None else None
-            token = issue_writer_token(
-                str(state["database_url"]), subject, created_by="audit-trail token (local)", expires_at=expires
-            )
-        else:
-            secret = (state.get("secrets") or {}).get(JWT_SECRET_PARAMETER)
-            if not secret:
-                return refuse(
-                    f"the stack in {data_dir} has no JWT secret (its template has no {JWT_SECRET_PARAMETER} "
-                    "parameter), so it checks no access tokens: call the API without one"
-                )
-            ttl = DEFAULT_TTL_SECONDS if args.ttl is None else args.ttl
-            expires = now + timedelta(seconds=ttl)
-            token = mint_jwt(
-                secret, role, subject, email=args.email, ttl_seconds=ttl, issuer=state.get("jwt_issuer"), now=now
-            )
+        issued = token_for_state(state, role, args.sub, email=args.email, ttl_seconds=args.ttl)
     except TokenError as exc:
-        return refuse(str(exc))
+        return refuse(f"{exc} (data directory {data_dir})")
     except AuditError as exc:
         return refuse(f"the database refused the writer token: {exc.message}")
-    if args.json:
-        answer = {
-            "token": token,
-            "role": role.value,
-            "sub": subject,
-            "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else None,
-        }
-        sys.stdout.write(orjson.dumps(answer).decode() + "\n")
-    else:
-        sys.stdout.write(token + "\n")
+    sys.stdout.write((orjson.dumps(issued.as_json()).decode() if args.json else issued.token) + "\n")
     return EXIT_OK
 
 

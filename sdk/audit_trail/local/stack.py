@@ -351,34 +351,12 @@ class LocalStack:
         A writer token is registered in the stack's database under the name `subject` (it never
         expires unless `ttl_seconds` is given); the others are access tokens signed with the stack's
         JWT secret, for the subject `subject` (a stable UUID per role by default). `now` in the past
-        mints a token that has already expired. TokenError when the stack has no JWT secret.
+        mints a token that has already expired. NoJwtSecret (a TokenError) when the stack has none.
         """
-        from audit_common.auth import AuditRole
-        from audit_trail.local.tokens import (
-            DEFAULT_TTL_SECONDS,
-            TokenError,
-            default_subject,
-            expires_at,
-            issue_writer_token,
-            mint_jwt,
-            parse_role,
-        )
+        from audit_trail.local.tokens import token_for_state
 
-        parsed = parse_role(role)
-        subject = subject or default_subject(parsed)
-        if parsed is AuditRole.WRITER:
-            return issue_writer_token(self.database_url, subject, expires_at=expires_at(ttl_seconds, now))
-        if self.jwt_secret is None:
-            raise TokenError("this stack's template has no JwtSecretArn parameter: it checks no access tokens yet")
-        return mint_jwt(
-            self.jwt_secret,
-            parsed,
-            subject,
-            email=email,
-            ttl_seconds=DEFAULT_TTL_SECONDS if ttl_seconds is None else ttl_seconds,
-            issuer=self.jwt_issuer,
-            now=now,
-        )
+        state = {"database_url": self.database_url, "secrets": self.local_secrets, "jwt_issuer": self.jwt_issuer}
+        return token_for_state(state, role, subject, email=email, ttl_seconds=ttl_seconds, now=now).token
 
     # -- describing --------------------------------------------------------------------------------
 

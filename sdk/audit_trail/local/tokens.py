@@ -13,6 +13,8 @@ database exactly as an operator would (only its SHA-256 is stored).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -34,6 +36,25 @@ _LOCAL_SUBJECTS: Final = uuid.UUID("5a0e3d1c-7f6b-4b39-9d52-0c1f6f2b8a11")
 
 class TokenError(ValueError):
     """A token cannot be made as asked (unknown role, no JWT secret, ...)."""
+
+
+class NoJwtSecret(TokenError):
+    """The stack's template has no JWT secret, so it checks no access tokens (calls need none)."""
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token and what it stands for (what `audit-trail token --json` prints)."""
+
+    token: str
+    role: AuditRole
+    subject: str
+    expires_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        """`{"token", "role", "sub", "expires_at"}` with an ISO 8601 UTC expiry (None: never)."""
+        expiry = self.expires_at.isoformat().replace("+00:00", "Z") if self.expires_at else None
+        return {"token": self.token, "role": self.role.value, "sub": self.subject, "expires_at": expiry}
 
 
 def parse_role(role: str | AuditRole) -> AuditRole:
@@ -152,3 +173,47 @@ def expires_at(ttl_seconds: int | None, now: datetime | None = None) -> datetime
     if ttl_seconds is None:
         return None
     return (now or datetime.now(UTC)) + timedelta(seconds=ttl_seconds)
+
+
+def token_for_state(
+    state: Mapping[str, Any],
+    role: str | AuditRole,
+    subject: str | None = None,
+    *,
+    email: str | None = None,
+    ttl_seconds: int | None = None,
+    now: datetime | None = None,
+) -> IssuedToken:
+    """A token for the local stack a state file describes (`database_url`, `secrets`, `jwt_issuer`).
+
+    Writers: registered in the stack's database under the name `subject`, expiring only when
+    `ttl_seconds` is given. Others: signed with the stack's JWT secret (`ttl_seconds` default one
+    hour); NoJwtSecret when the stack has none. `now` in the past mints an already expired token.
+    """
+    parsed = parse_role(role)
+    if ttl_seconds is not None and ttl_seconds <= 0:
+        raise TokenError("the lifetime must be a positive number of seconds (mint an expired token with `now`)")
+    subject = subject or default_subject(parsed)
+    # Whole seconds: a JWT's exp is an integer, and the reported expiry must be the same instant.
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    if parsed is AuditRole.WRITER:
+        expiry = expires_at(ttl_seconds, now)
+        token = issue_writer_token(
+            str(state["database_url"]), subject, created_by="audit-trail token (local)", expires_at=expiry
+        )
+        return IssuedToken(token, parsed, subject, expiry)
+    secret = (state.get("secrets") or {}).get(JWT_SECRET_PARAMETER)
+    if not secret:
+        raise NoJwtSecret(
+            f"the stack has no JWT secret (its template has no {JWT_SECRET_PARAMETER} parameter), "
+            "so it checks no access tokens: call the API without one"
+        )
+    ttl = DEFAULT_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    issuer = state.get("jwt_issuer")
+    token = mint_jwt(secret, parsed, subject, email=email, ttl_seconds=ttl, issuer=issuer or None, now=now)
+    return IssuedToken(token, parsed, subject, now + timedelta(seconds=ttl))
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    """The `Authorization` header for `token` (none for None: a stack that checks no tokens)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
