@@ -24,7 +24,7 @@ from audit_trail.postgres import (
     release_embedded_server,
     server_url,
 )
-from tests.e2e._stack import RunningStack, start_stack
+from tests.e2e._stack import RunningStack, StackTokens, start_stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,6 +73,14 @@ def stack(e2e_database: str, tmp_path: Path) -> Iterator[RunningStack]:
 
 @pytest.fixture
 def api(stack: RunningStack) -> Iterator[httpx.Client]:
-    """An HTTP client for the stack's API."""
-    with httpx.Client(base_url=stack.api_url, timeout=60.0) as client:
+    """An HTTP client for the stack's API that sends each route the token of a role allowed there
+    (writer for POST /events, an auditor for reads, admin for erasure); a request that sets its own
+    Authorization header keeps it."""
+    with stack.client() as client:
         yield client
+
+
+@pytest.fixture
+def tokens(stack: RunningStack) -> StackTokens:
+    """Tokens of the stack, per role (None for access tokens while the stack checks none)."""
+    return stack.tokens

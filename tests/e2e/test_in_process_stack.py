@@ -10,6 +10,8 @@ import pytest
 
 from audit_trail.local import LocalStack
 from audit_trail.local.scenario import working_day
+from audit_trail.local.tokens import NoJwtSecret, bearer
+from tests.e2e._stack import caller_event_count
 
 
 def test_an_in_process_stack_serves_pauses_resumes_and_restores_the_environment(
@@ -22,15 +24,21 @@ def test_an_in_process_stack_serves_pauses_resumes_and_restores_the_environment(
 
     with LocalStack(database_url=e2e_database, port=0, data_dir=tmp_path, write_state=False) as stack:
         assert os.environ["AWS_ENDPOINT_URL"] == stack.moto_endpoint
-        assert httpx.post(f"{stack.api_url}/events", json={"events": events[:3]}).status_code == 201
+        writer = bearer(stack.token("writer"))
+        try:
+            auditor = bearer(stack.token("auditor"))
+        except NoJwtSecret:  # a template without the JWT authorizer checks no access tokens
+            auditor = {}
+        assert httpx.post(f"{stack.api_url}/events", json={"events": events[:3]}, headers=writer).status_code == 201
 
         stack.pause_api()
         with pytest.raises(httpx.ConnectError):
-            httpx.post(f"{stack.api_url}/events", json={"events": events[3:]})
+            httpx.post(f"{stack.api_url}/events", json={"events": events[3:]}, headers=writer)
         stack.resume_api()
 
-        assert httpx.post(f"{stack.api_url}/events", json={"events": events[3:]}).status_code == 201
-        assert httpx.get(f"{stack.api_url}/integrity/verify").json()["checked"] == len(events)
+        assert httpx.post(f"{stack.api_url}/events", json={"events": events[3:]}, headers=writer).status_code == 201
+        assert httpx.get(f"{stack.api_url}/integrity/verify", headers=auditor).json()["valid"] is True
+        assert caller_event_count(e2e_database) == len(events)
 
     assert os.environ["AWS_ENDPOINT_URL"] == "http://example.invalid"
     assert "AUDIT_DATABASE_URL" not in os.environ or os.environ["AUDIT_DATABASE_URL"] != e2e_database

@@ -30,9 +30,12 @@ import psycopg
 
 from audit_trail.local.scenario import Chapter, batches, working_day
 from audit_trail.local.state import read_state, redact_url
+from audit_trail.local.tokens import NoJwtSecret, bearer, token_for_state
 
 STARTUP_TIMEOUT = 120.0
 DETECTION_TIMEOUT = 120.0
+DEMO_WRITER = "files-web"
+DEMO_AUDITOR_EMAIL = "auditor@files.example"
 
 
 @dataclass
@@ -174,12 +177,44 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+@dataclass(frozen=True)
+class DemoTokens:
+    """The credentials the demo uses, as the real callers would: the app writes, an auditor reads.
+
+    `auditor` is None when the stack checks no access tokens (its template has no JWT secret).
+    """
+
+    writer: str
+    auditor: str | None
+
+    @classmethod
+    def for_stack(cls, state: dict[str, Any]) -> DemoTokens:
+        """A writer token registered for the demo's app and an auditor's access token."""
+        writer = token_for_state(state, "writer", DEMO_WRITER).token
+        try:
+            auditor: str | None = token_for_state(state, "auditor", email=DEMO_AUDITOR_EMAIL).token
+        except NoJwtSecret:
+            auditor = None
+        return cls(writer, auditor)
+
+    @property
+    def write(self) -> dict[str, str]:
+        """Headers of `POST /events`."""
+        return bearer(self.writer)
+
+    @property
+    def read(self) -> dict[str, str]:
+        """Headers of the auditor's calls (alerts, reports)."""
+        return bearer(self.auditor)
+
+
 class Demo:
     """The story, step by step."""
 
     def __init__(self, options: DemoOptions, show: Show) -> None:
         self.options = options
         self.show = show
+        self.tokens = DemoTokens("", None)
 
     def run(self, database_url: str) -> bool:
         show = self.show
@@ -191,6 +226,11 @@ class Demo:
             show.fact(f"database  {state['database']}")
             show.fact(f"AWS       {state['moto_endpoint']} (moto); buckets: {', '.join(state['buckets'].values())}")
             show.fact(f"log       {stack.log_path}")
+            self.tokens = DemoTokens.for_stack(state)
+            show.fact(
+                f"tokens    a writer token for the app ({DEMO_WRITER}), "
+                + ("an auditor's access token for reading" if self.tokens.auditor else "reads need none here")
+            )
             with httpx.Client(base_url=state["api_url"], timeout=120.0) as api:
                 ok = self._story(api, state, database_url)
             if self.options.serve:
@@ -211,10 +251,18 @@ class Demo:
         show = self.show
         show.step("The stack keeps running for you (Ctrl-C stops it)")
         paths = {route["path"] for route in state["routes"]}
+        token_command = f"audit-trail token --role auditor --data-dir {state.get('data_dir') or '.'}"
         if "/dashboard" in paths:
             show.fact(f"dashboard  {state['api_url']}/dashboard")
-        show.fact(f"alerts     {state['api_url']}/alerts")
-        show.fact(f"events     {state['api_url']}/events?limit=20")
+        if self.tokens.auditor:
+            show.fact("           sign in with this auditor token (valid for an hour):")
+            show.fact(f"           {self.tokens.auditor}")
+            show.fact(f"           another one: {token_command}")
+            auth = f'-H "Authorization: Bearer $({token_command})" '
+        else:
+            auth = ""
+        show.fact(f"alerts     curl {auth}{state['api_url']}/alerts")
+        show.fact(f"events     curl {auth}'{state['api_url']}/events?limit=20'")
         show.fact(f"invoke     audit-trail invoke --api-url {state['api_url']} anchor")
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -239,7 +287,7 @@ class Demo:
         self._wait_for_detection(api, stored)
 
         show.step("Alerts raised (GET /alerts)")
-        alerts = api.get("/alerts", params={"limit": 100}).raise_for_status().json()["alerts"]
+        alerts = api.get("/alerts", params={"limit": 100}, headers=self.tokens.read).raise_for_status().json()["alerts"]
         for alert in sorted(alerts, key=lambda a: (-a["risk_score"], a["rule"])):
             show.fact(
                 f"[{alert['severity'].upper():8} risk {alert['risk_score']:4.1f}] {alert['rule']:24} {alert['summary']}"
@@ -317,7 +365,7 @@ class Demo:
             self.show.fact(chapter.title)
             created = 0
             for batch in batches(chapter.events):
-                answer = api.post("/events", json={"events": batch})
+                answer = api.post("/events", json={"events": batch}, headers=self.tokens.write)
                 if answer.status_code not in (200, 201):
                     raise DemoFailed(f"POST /events answered {answer.status_code}: {answer.text[:300]}")
                 created += answer.json()["created"]
@@ -350,6 +398,7 @@ class Demo:
         answer = api.post(
             "/reports",
             json={"standard": "sox", "start": (now - timedelta(days=1)).isoformat(), "end": now.isoformat()},
+            headers=self.tokens.read,
         )
         if answer.status_code != 201:
             raise DemoFailed(f"POST /reports answered {answer.status_code}: {answer.text[:300]}")
