@@ -4,6 +4,10 @@ A Supabase access token (JWT) or a writer token arrives as `Authorization: Beare
 that does not verify raises `Unauthorized`, the one message API Gateway turns into 401; a verified
 token whose role may not use the API gets a Deny policy (403); otherwise an Allow policy listing
 the role's routes, and the principal in the context for the handlers.
+
+Each refusal is recorded in the chain (PCI DSS 10.2.1.4, invalid access attempts) before the
+answer. A request without any Authorization header never reaches this function: API Gateway
+answers it 401 itself, and only its access log keeps it.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from audit_common.access_log import AccessRequest, record_access
 from audit_common.auth import Forbidden, SupabaseJwtVerifier, Unauthorized, authenticate
 from audit_common.db import get_transport, read_secret
-from audit_common.errors import ConfigurationError
-from audit_common.http import header
+from audit_common.errors import AuditError, ConfigurationError
+from audit_common.headers import header
 from audit_common.observability import logger, metrics
 from audit_common.settings import Settings, get_settings
 from authorizer.policy import allow, deny
@@ -42,6 +47,29 @@ def verifier() -> SupabaseJwtVerifier:
     return verifier_from_settings(get_settings())
 
 
+def _attempt(event: dict[str, Any]) -> AccessRequest:
+    context = event.get("requestContext") or {}
+    identity = context.get("identity") or {}
+    return AccessRequest(
+        request_id=str(context.get("requestId") or "unknown"),
+        method=str(event.get("httpMethod") or ""),
+        path=str(event.get("path") or ""),
+        resource=str(event.get("resource") or ""),
+        query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
+        source_ip=identity.get("sourceIp"),
+        user_agent=identity.get("userAgent"),
+    )
+
+
+def _record_refusal(event: dict[str, Any], reason: str) -> None:
+    try:
+        record_access(get_transport(), _attempt(event), None, refused_because=reason)
+    except AuditError as exc:
+        # The answer is a refusal either way; failing to record it must not turn it into a 500.
+        logger.error("refused attempt not recorded", extra={"error": exc.message})
+        metrics.add_metric(name="RefusalNotRecorded", unit="Count", value=1)
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -52,10 +80,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Unauthorized as refused:
         logger.info("request refused", extra={"reason": refused.message, "resource": event.get("resource")})
         metrics.add_metric(name="AuthorizerRefused", unit="Count", value=1)
+        _record_refusal(event, refused.message)
         raise Exception("Unauthorized") from refused  # the exact message API Gateway maps to 401
     except Forbidden as refused:
         logger.info("request forbidden", extra={"reason": refused.message, "resource": event.get("resource")})
         metrics.add_metric(name="AuthorizerForbidden", unit="Count", value=1)
+        _record_refusal(event, refused.message)
         return deny("anonymous", method_arn)
     logger.info("request authenticated", extra={"principal": principal.label, "resource": event.get("resource")})
     return allow(principal, method_arn)

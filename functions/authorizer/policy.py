@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from audit_common.access import api_stage_arn, execute_api_arn, routes_for
-from audit_common.auth import Principal
+from audit_common.auth import AuditRole, Principal, writer_usage_key
 
 
 def allow(principal: Principal, method_arn: str) -> dict[str, Any]:
@@ -20,7 +20,7 @@ def allow(principal: Principal, method_arn: str) -> dict[str, Any]:
         context["email"] = principal.email
     if principal.token_id:
         context["token_id"] = principal.token_id
-    return {
+    answer: dict[str, Any] = {
         "principalId": principal.label,
         "policyDocument": {
             "Version": "2012-10-17",
@@ -28,6 +28,10 @@ def allow(principal: Principal, method_arn: str) -> dict[str, Any]:
         },
         "context": context,
     }
+    if principal.role is AuditRole.WRITER and principal.token_id:
+        # Meters each writer in the usage plan (throttle and quota per writer, not only per stage).
+        answer["usageIdentifierKey"] = writer_usage_key(principal.token_id)
+    return answer
 
 
 def deny(principal_id: str, method_arn: str) -> dict[str, Any]:

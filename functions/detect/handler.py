@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from audit_common.api import AlertOut, AlertPage, AlertUpdate
 from audit_common.db import get_transport
 from audit_common.errors import ConfigurationError
+from audit_common.guard import caller
 from audit_common.http import ERROR_RESPONSES, JsonBody, api_lambda_handler, create_resolver
 from audit_common.observability import logger, metrics
 from audit_common.settings import get_settings
@@ -113,9 +114,7 @@ def get_alerts(
 )
 def patch_alert(alert_id: Annotated[UUID, Path()], change: Annotated[AlertUpdate, Body()]) -> AlertOut:
     """Change an alert's status; who did it is recorded."""
-    # Until the authorizer exists (access-control issue) the actor is the API caller's identity.
-    identity = (app.current_event.request_context.identity.source_ip or "unknown") if app.current_event else "unknown"
-    updated = alerts.update_alert(get_transport(), str(alert_id), change, actor=f"api:{identity}")
+    updated = alerts.update_alert(get_transport(), str(alert_id), change, actor=caller(app).label)
     logger.info("alert status changed", extra={"alert_id": updated.alert_id, "status": updated.status})
     return updated
 

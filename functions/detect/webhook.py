@@ -8,7 +8,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit_common.errors import Unauthorized
-from audit_common.http import header
+from audit_common.headers import header
 
 SECRET_HEADER: Final = "x-audit-webhook-secret"  # noqa: S105 - a header name, not a secret
 WATCHED_SCHEMA: Final = "audit"

@@ -21,6 +21,7 @@ from audit_common.api import (
 )
 from audit_common.db import get_transport
 from audit_common.errors import NotFound
+from audit_common.guard import caller, own_subject, reader_transport
 from audit_common.http import ERROR_RESPONSES, JsonBody, api_lambda_handler, create_resolver
 from audit_common.models import LenientEventType, LenientSecurityLevel, LenientStandard
 from audit_common.observability import logger, metrics
@@ -66,10 +67,13 @@ def get_events(
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
     order: Annotated[str, Query(pattern="^(asc|desc)$", description="By seq: desc (default) or asc")] = "desc",
 ) -> EventPage:
-    """One page of events matching all filters; `next_cursor` is null on the last page."""
+    """One page of events matching all filters; `next_cursor` is null on the last page.
+
+    A user gets their own events only: the filter is set to them here, and the query runs as them,
+    so the database's row level security would hold even if it were not."""
     return service.list_events(
-        get_transport(),
-        user_id=user_id,
+        reader_transport(app),
+        user_id=own_subject(caller(app), user_id),
         event_type=event_type,
         security_level=security_level,
         compliance_tag=compliance_tag,
@@ -88,8 +92,8 @@ def get_events(
     tags=["events"],
 )
 def get_event(event_id: Annotated[str, Path(max_length=255)]) -> StoredEvent:
-    """The stored event, or 404."""
-    event = service.get_event(get_transport(), event_id)
+    """The stored event, or 404 (also for another user's event: its existence is not disclosed)."""
+    event = service.get_event(reader_transport(app), event_id)
     if event is None:
         raise NotFound(f"event_id: no event {event_id!r}")
     return event
@@ -114,6 +118,10 @@ def get_event_proof(
     ] = None,
 ) -> InclusionProofResponse:
     """Leaf index, tree size, inclusion proof and the signed digest it is proven against."""
+    # The proof is built from stored checksums with the service role, so first make sure the
+    # caller may see the event at all (as themselves: RLS answers for users).
+    if service.get_event(reader_transport(app), event_id) is None:
+        raise NotFound(f"event_id: no event {event_id!r}")
     return proofs.inclusion(get_transport(), event_id, digest_seq)
 
 

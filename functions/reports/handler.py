@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, ValidationError
 
 from audit_common.db import get_transport, transport_from_settings
 from audit_common.errors import ConfigurationError
+from audit_common.guard import caller
 from audit_common.http import ERROR_RESPONSES, api_lambda_handler, create_resolver
 from audit_common.observability import logger, metrics, tracer
 from audit_common.scheduled import require_action
@@ -59,12 +60,6 @@ def limits() -> ReportLimits:
     )
 
 
-def _actor() -> str:
-    # Until the authorizer exists (access-control issue) the actor is the API caller's address.
-    identity = app.current_event.request_context.identity.source_ip or "unknown"
-    return f"api:{identity}"
-
-
 ExpiresIn = Annotated[
     int | None, Query(ge=1, description="Seconds the download URLs stay valid (default 900; 60..configured maximum)")
 ]
@@ -78,7 +73,7 @@ ExpiresIn = Annotated[
 )
 def create_report(body: Annotated[ReportRequest, Body()]) -> Response[ReportOut]:
     """Build the report in SQL, store JSON, CSV and HTML in S3, answer with presigned links."""
-    report = service().generate(body, generated_by=_actor(), trigger="api")
+    report = service().generate(body, generated_by=caller(app).label, trigger="api")
     metrics.add_metric(name="ReportsGenerated", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=report)
 

@@ -47,12 +47,17 @@ class ErasureResult(BaseModel):
     kept: list[KeptEvent]
 
 
-def export_subject(transport: Transport, user_id: str, *, actor: str) -> SubjectExport:
-    """All events of `user_id`, oldest first; 404 when the trail holds nothing about them."""
+def export_subject(transport: Transport, user_id: str, *, actor: str, reader: Transport | None = None) -> SubjectExport:
+    """All events of `user_id`, oldest first; 404 when the trail holds nothing about them.
+
+    `reader` reads the events (the caller's own identity, so RLS applies); `transport` records the export.
+    """
     events: list[StoredEvent] = []
     after = 0
     while True:
-        page = transport.call("subject_events", {"p_user_id": user_id, "p_after_seq": after, "p_limit": EXPORT_PAGE})
+        page = (reader or transport).call(
+            "subject_events", {"p_user_id": user_id, "p_after_seq": after, "p_limit": EXPORT_PAGE}
+        )
         events += [StoredEvent.model_validate(row) for row in page]
         if len(page) < EXPORT_PAGE:
             break

@@ -130,6 +130,11 @@ def seeded(sinks: AlertSinks, transport: PostgresTransport, analytics_env: pytes
     return seqs
 
 
+def chain_head(db: psycopg.Connection[Any]) -> int:
+    """The newest seq: each successful GET /analytics appends its own access record after answering."""
+    return int(one(db, "select coalesce(max(seq), 0) from audit.audit_events")[0])
+
+
 def by_hour(body: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return {int(b["start"][11:13]): b for b in body["buckets"]}
 
@@ -268,6 +273,7 @@ def test_integrity_and_detection_state(seeded: list[int], db: psycopg.Connection
         " 'c2lnbmF0dXJl', 'key-1', 'ECDSA_SHA_256', '{}')",
         (bytes(32), chain_hash),
     )
+    head = chain_head(db)  # the first call's access record joined the chain
     anchored = get().body["integrity"]
     assert (anchored["status"], anchored["digest_matches_chain"], anchored["unanchored_events"]) == (
         "ok",
@@ -300,10 +306,12 @@ def test_answers_agree_whatever_the_rollups_hold(
 
     analytics_env.delenv("AUDIT_ANALYTICS_REFRESH_MAX_EVENTS")
     get_analytics_settings.cache_clear()
+    head = chain_head(db)  # the seeded events and the two earlier calls' access records
+    assert head == len(seeded) + 2
     full = get().body
-    assert one(db, "select rolled_up_seq from audit.analytics_state")[0] == len(seeded)
-    assert one(db, "select sum(events) from audit.analytics_slots")[0] == len(seeded)
-    assert one(db, "select sum(events) from audit.analytics_hours")[0] == len(seeded)
+    assert one(db, "select rolled_up_seq from audit.analytics_state")[0] == head
+    assert one(db, "select sum(events) from audit.analytics_slots")[0] == head
+    assert one(db, "select sum(events) from audit.analytics_hours")[0] == head
 
     def comparable(body: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in body.items() if key not in ("as_of", "integrity", "detection")}
@@ -327,9 +335,10 @@ def test_a_refresh_held_elsewhere_is_skipped_and_the_answer_stays_exact(
     finally:
         db.execute("select pg_advisory_unlock(hashtext('audit.analytics_refresh'))")
 
+    head = chain_head(db)
     refreshed = get().body
 
-    assert one(db, "select rolled_up_seq from audit.analytics_state")[0] == len(seeded)
+    assert one(db, "select rolled_up_seq from audit.analytics_state")[0] == head == len(seeded) + 1
     assert held["totals"] == refreshed["totals"] and held["new_ips"] == refreshed["new_ips"]
     assert held["totals"]["events"] == 12
 

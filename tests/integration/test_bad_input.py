@@ -11,7 +11,7 @@ import pytest
 
 from ingest.handler import lambda_handler
 from tests.support.apigw import invoke, proxy_event
-from tests.support.events import event_count, make_event
+from tests.support.events import access_records, event_count, make_event
 
 GOOD = make_event(0)
 
@@ -145,11 +145,22 @@ def test_timestamp_slightly_ahead_is_accepted(db: psycopg.Connection[Any]) -> No
 
 
 @pytest.mark.usefixtures("configured")
-def test_unknown_route_is_404_envelope() -> None:
-    """Given a route that does not exist, When called, Then 404 with the error envelope."""
+@pytest.mark.usefixtures("configured")
+def test_unknown_route_is_refused_with_the_envelope(db: psycopg.Connection[Any]) -> None:
+    """Given a route no one was given (closed by default), When even an admin calls it, Then 403 with
+    the error envelope, and the refused attempt is on record."""
     response = invoke(lambda_handler, proxy_event("DELETE", "/events"))
-    assert response.status == 404
-    assert response.body["error"]["code"] == "not_found"
+    assert response.status == 403
+    assert response.body["error"] == {"code": "forbidden", "message": "role 'admin' may not call DELETE /events"}
+    assert access_records(db) == [
+        {
+            "action": "audit_access_refused",
+            "principal": "admin:tests",
+            "route": "DELETE /events",
+            "reason": "role 'admin' may not call DELETE /events",
+            "status": "failure",
+        }
+    ]
 
 
 @pytest.mark.usefixtures("configured")

@@ -411,7 +411,7 @@ class TestAlertRoutes:
         )
         assert done.body["status"] == "resolved"
         row = one(db, "select status, status_note, status_changed_by from audit.security_alerts")
-        assert row[0] == "resolved" and row[1] == "investigating" and row[2].startswith("api:")
+        assert row[0] == "resolved" and row[1] == "investigating" and row[2] == "admin:tests"
 
     @pytest.mark.parametrize(
         ("alert", "body", "status"),

@@ -9,7 +9,7 @@ import pytest
 
 from ingest.handler import lambda_handler
 from tests.support.apigw import ApiResponse, invoke, proxy_event
-from tests.support.events import event_count, make_event
+from tests.support.events import access_records, app_event_count, event_count, make_event
 
 
 def post(body: Any) -> ApiResponse:
@@ -113,7 +113,8 @@ class TestWrite:
         stored = get(f"/events/{event['event_id']}").body
         assert (stored["action"], stored["user_id"], stored["resource_path"]) == (value, value, value)
         assert stored["details"] == {value: value}
-        assert event_count(db) == 1
+        assert app_event_count(db) == 1
+        assert [r["action"] for r in access_records(db)] == ["audit_read"]
 
     def test_server_assigns_event_id_and_timestamp_when_absent(self) -> None:
         """Given an event without id or timestamp, When posted, Then the server fills both."""

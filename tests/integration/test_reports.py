@@ -28,7 +28,7 @@ from tests.support.aws import moto_account
 from tests.support.events import make_event, one
 
 BUCKET = "audit-reports-test"
-ACTOR = "api:203.0.113.9"
+ACTOR = "admin:tests"
 
 
 @pytest.fixture

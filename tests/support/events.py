@@ -68,6 +68,31 @@ def event_count(conn: Any) -> int:
     return int(row[0])
 
 
+ACCESS_ACTIONS = ("audit_read", "audit_change", "audit_access_refused")
+"""Actions of the events the API records about its own use (audit_common.access_log)."""
+
+
+def app_event_count(conn: Any) -> int:
+    """Rows in the event table that the applications sent, leaving out the API's access records."""
+    row = conn.execute(
+        "select count(*) from audit.audit_events where coalesce(action, '') <> all(%s)", (list(ACCESS_ACTIONS),)
+    ).fetchone()
+    return int(row[0])
+
+
+def access_records(conn: Any) -> list[dict[str, Any]]:
+    """The API's access records in chain order: action, user_id (the principal), route and reason."""
+    rows = conn.execute(
+        "select action, user_id, details ->> 'route', details ->> 'reason', status from audit.audit_events"
+        " where action = any(%s) order by seq",
+        (list(ACCESS_ACTIONS),),
+    ).fetchall()
+    return [
+        {"action": action, "principal": user_id, "route": route, "reason": reason, "status": status}
+        for action, user_id, route, reason, status in rows
+    ]
+
+
 def one(conn: Any, query: str, params: Any = None) -> Any:
     """The single row a query must return (fails the test when there is none)."""
     row = conn.execute(query, params).fetchone()

@@ -24,6 +24,8 @@ from audit_common.models import AuditEventIn, EventStatus, EventType, SecurityLe
 
 AUDIT_READ: Final = "audit_read"
 """The action of a successful read of audit data (counted by the PCI DSS 10.2.1.3 report section)."""
+AUDIT_CHANGE: Final = "audit_change"
+"""The action of a successful change made through the API (an alert acknowledged or resolved)."""
 AUDIT_ACCESS_REFUSED: Final = "audit_access_refused"
 """The action of a refused request (PCI DSS 10.2.1.4)."""
 
@@ -59,6 +61,7 @@ def access_event(
     *,
     refused_because: str | None = None,
     facts: Mapping[str, Any] | None = None,
+    action: str = AUDIT_READ,
 ) -> AuditEventIn:
     """The event recording one access to audit data (or one refused attempt)."""
     refused = refused_because is not None
@@ -74,14 +77,15 @@ def access_event(
     if refused:
         details["reason"] = refused_because
     return AuditEventIn(
-        event_id=f"{'refused' if refused else 'read'}-{_NOT_IN_EVENT_ID.sub('_', request.request_id)[:200]}",
+        event_id=f"{'refused' if refused else action.removeprefix('audit_')}-"
+        f"{_NOT_IN_EVENT_ID.sub('_', request.request_id)[:200]}",
         event_type=EventType.SECURITY_EVENT if refused else EventType.USER_ACTIVITY,
         user_id=principal.label if principal else "anonymous",
         user_email=principal.email if principal else None,
         ip_address=_ip_or_none(request.source_ip),
         user_agent=(request.user_agent or "")[:1000] or None,
         resource_path=request.path,
-        action=AUDIT_ACCESS_REFUSED if refused else AUDIT_READ,
+        action=AUDIT_ACCESS_REFUSED if refused else action,
         status=EventStatus.FAILURE if refused else EventStatus.SUCCESS,
         details=details,
         security_level=SecurityLevel.HIGH if refused else SecurityLevel.MEDIUM,
@@ -95,6 +99,8 @@ def record_access(
     *,
     refused_because: str | None = None,
     facts: Mapping[str, Any] | None = None,
+    action: str = AUDIT_READ,
 ) -> None:
     """Append the access record to the chain (in its own SQL API call, before the answer is sent)."""
-    store_events(transport, [access_event(request, principal, refused_because=refused_because, facts=facts)])
+    event = access_event(request, principal, refused_because=refused_because, facts=facts, action=action)
+    store_events(transport, [event])

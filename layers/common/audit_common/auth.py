@@ -38,6 +38,7 @@ __all__ = [
     "parse_writer_token",
     "role_from_claims",
     "writer_principal",
+    "writer_usage_key",
 ]
 
 SYMMETRIC_ALGORITHMS: Final = ("HS256",)
@@ -218,6 +219,15 @@ def parse_writer_token(token: str) -> tuple[str, str]:
     ):
         raise Unauthorized("writer token is malformed")
     return token_id, hashlib.sha256(secret.encode()).hexdigest()
+
+
+def writer_usage_key(token_id: str) -> str:
+    """The API Gateway API key value that meters one writer in the writers' usage plan.
+
+    The authorizer returns it as `usageIdentifierKey`; the operator registers a key with this value
+    in the plan (docs/security.md). It is derived from the public token id, never from the secret.
+    """
+    return f"writer-{token_id}-usage-key"
 
 
 def writer_principal(token: str, transport: Transport) -> Principal:

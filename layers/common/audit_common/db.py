@@ -12,17 +12,21 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import orjson
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.types.json import set_json_loads
+from pydantic import BaseModel, ConfigDict
 
 from audit_common.errors import AuditError, ConfigurationError, InvalidInput, ServiceUnavailable
 from audit_common.observability import logger
 from audit_common.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import httpx
 
 SCHEMA: Final = "audit"
 _T = TypeVar("_T")
@@ -39,6 +43,35 @@ class Transport(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+class DatabaseUser(BaseModel):
+    """A signed-in user a read runs as, so the database's row level security decides what it sees.
+
+    `claims` are what `auth.jwt()` returns inside the database (Supabase's `request.jwt.claims`);
+    `token` is the user's own access token, which the PostgREST transport forwards instead of the
+    service key (PostgREST then takes the role and claims from it).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    claims: dict[str, Any]
+    token: str | None = None
+
+
+AUTHENTICATED_ROLE: Final = "authenticated"
+"""Supabase's role for a signed-in user; RLS policies are written for it."""
+
+
+def as_user(transport: Transport, user: DatabaseUser) -> Transport:
+    """The same SQL API, called as `user` (role `authenticated` with their claims) instead of the service role.
+
+    Only the two real transports can do this; anything else is refused rather than silently
+    reading with the service role's wider view.
+    """
+    if isinstance(transport, PostgresTransport | PostgrestTransport):
+        return transport.as_user(user)
+    raise ConfigurationError(f"{type(transport).__name__} cannot run a call as a signed-in user")
 
 
 def _check_identifier(name: str) -> str:
@@ -91,6 +124,25 @@ class PostgresTransport:
         """Run `audit.<function>(...)`; map driver errors to the API's domain errors."""
         query, params = self._statement(function, args or {})
         return self._run(function, lambda conn: self._execute(conn, query, params))
+
+    def as_user(self, user: DatabaseUser) -> Transport:
+        """This connection, with each call run as `user` (see `as_user`)."""
+        return _PostgresUserTransport(self, user)
+
+    def call_as_user(self, user: DatabaseUser, function: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run `audit.<function>(...)` in a transaction under `SET LOCAL ROLE authenticated` and the user's
+        claims, exactly as PostgREST runs a request carrying the user's JWT: RLS applies."""
+        query, params = self._statement(function, args or {})
+        claims = _orjson_dumps(user.claims)
+
+        def execute(conn: psycopg.Connection[Any]) -> Any:
+            with conn.transaction():
+                conn.execute(sql.SQL("set local role {}").format(sql.Identifier(AUTHENTICATED_ROLE)))
+                conn.execute("select pg_catalog.set_config('request.jwt.claims', %s, true)", (claims,))
+                row = conn.execute(query, params).fetchone()
+            return None if row is None else row[0]
+
+        return self._run(function, execute)
 
     def _run(self, function: str, operation: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         with self._lock:
@@ -148,6 +200,21 @@ class PostgresTransport:
                 self._conn = None
 
 
+class _PostgresUserTransport:
+    """A `PostgresTransport` whose calls run as one signed-in user."""
+
+    def __init__(self, transport: PostgresTransport, user: DatabaseUser) -> None:
+        self._transport = transport
+        self._user = user
+
+    def call(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run the call as the user."""
+        return self._transport.call_as_user(self._user, function, args)
+
+    def close(self) -> None:
+        """Nothing to release: the connection belongs to the underlying transport."""
+
+
 def _domain_error(exc: pg_errors.Error) -> AuditError:
     """Database refusals that reach here are input the Python validation let through."""
     diag = exc.diag
@@ -167,16 +234,40 @@ class PostgrestTransport:
     full supabase client costs about 0.4 s of cold start for auth, storage and realtime.
     """
 
-    def __init__(self, url: str, service_role_key: str, *, timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        service_role_key: str,
+        *,
+        timeout: float = 20.0,
+        bearer_token: str | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
         import httpx
         from postgrest import SyncPostgrestClient  # imported here: only this transport needs it
 
+        self._url = url
+        self._service_role_key = service_role_key
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout)
         self._client = SyncPostgrestClient(
             base_url=f"{url.rstrip('/')}/rest/v1",
             schema=SCHEMA,
-            headers={"apikey": service_role_key, "Authorization": f"Bearer {service_role_key}"},
-            http_client=httpx.Client(timeout=timeout),
+            # The apikey passes Supabase's gateway; the bearer token decides the database role.
+            headers={"apikey": service_role_key, "Authorization": f"Bearer {bearer_token or service_role_key}"},
+            http_client=self._http,
         )
+
+    def as_user(self, user: DatabaseUser) -> Transport:
+        """A transport that sends the user's own access token, so PostgREST runs the calls as them.
+
+        PostgREST takes the role and the claims RLS sees from the verified token itself, so the
+        claims the API derived are not used here: the database trusts only the token's signature.
+        The HTTP connection pool is shared with this transport.
+        """
+        if not user.token:
+            raise ConfigurationError("a call as a user over PostgREST needs the user's access token")
+        return PostgrestTransport(self._url, self._service_role_key, bearer_token=user.token, http_client=self._http)
 
     def call(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
         """POST the named arguments to `/rpc/<function>` with `Content-Profile: audit`."""
@@ -193,8 +284,9 @@ class PostgrestTransport:
         return response.data
 
     def close(self) -> None:
-        """Close the HTTP session."""
-        self._client.session.close()
+        """Close the HTTP session (a user-scoped copy leaves the shared one open)."""
+        if self._owns_http:
+            self._http.close()
 
 
 def transport_from_settings(settings: Settings) -> Transport:

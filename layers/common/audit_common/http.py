@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import orjson
@@ -20,6 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from audit_common.api import ErrorResponse
 from audit_common.errors import AuditError, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from audit_common.guard import admit, record_answer
+from audit_common.headers import header
 from audit_common.observability import logger, metrics, tracer
 from audit_common.validation import invalid_input
 
@@ -102,20 +104,31 @@ def create_resolver() -> APIGatewayRestResolver:
     return app
 
 
-def header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    """A request header by name in any case (API Gateway passes the client's spelling)."""
-    wanted = name.lower()
-    return next((str(value) for key, value in (headers or {}).items() if key.lower() == wanted), None)
-
-
 def _is_json(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json" or media_type.endswith("+json")
 
 
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Refuse an oversized body before parsing it (that cost is what a flood wants us to pay), and a
-    body that is not JSON (Powertools would try to parse forms itself, and fail with a 500), then route."""
+    """Admit the caller (before anything of the request is parsed), refuse an oversized body (that
+    cost is what a flood wants us to pay) and a body that is not JSON (Powertools would try to parse
+    forms itself, and fail with a 500), route, and record the access before answering."""
+    try:
+        principal = admit(event)
+    except AuditError as refused:
+        return proxy_error(refused)
+    response = _checked_resolve(app, event, context)
+    if principal is not None:
+        try:
+            record_answer(event, principal, int(response["statusCode"]), response.get("body"))
+        except AuditError as unrecorded:
+            # Fail closed: audit data is not served unless its access is on record.
+            logger.error("access not recorded; answer withheld", extra={"error": unrecorded.message})
+            return proxy_error(unrecorded)
+    return response
+
+
+def _checked_resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""
     if len(body) > MAX_BODY_BYTES:
         return proxy_error(PayloadTooLarge(f"body: {len(body)} bytes; the limit is {MAX_BODY_BYTES}; split the batch"))
