@@ -3,7 +3,8 @@
 Each test runs the local stack in-process (the real handlers behind werkzeug, moto, the pg_notify
 webhook relay) on its own fresh database and a free port. The seed's examples are copied as they
 were written; only the imports (`audit_trail`, `audit_trail.config`) and the API address (the
-`AUDIT_API_URL` environment variable) are adapted, plus stubs for the functions the README left to
+`AUDIT_API_URL` environment variable, and the tokens: `AUDIT_API_KEY`, a writer token, for sending and
+`AUDIT_READ_TOKEN`, an auditor's access token, for reading) are adapted, plus stubs for the functions the README left to
 the reader (`process_customer_data`, `send_webhook`, ...).
 """
 
@@ -23,6 +24,7 @@ import pytest
 from psycopg import sql
 
 from audit_trail.local.stack import LocalStack
+from audit_trail.local.tokens import NoJwtSecret, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +45,36 @@ def stack(db_url: str, tmp_path: Path) -> Iterator[LocalStack]:
         yield running
 
 
+# Actions of the events the API records about its own use (reads, changes, refusals): not the app's events.
+API_OWN_ACTIONS = ["audit_read", "audit_change", "audit_access_refused"]
+
+
+def auditor_token(stack: LocalStack) -> str | None:
+    """An auditor's access token for the stack; None while its template checks no access tokens."""
+    try:
+        return stack.token("auditor")
+    except NoJwtSecret:
+        return None
+
+
 @pytest.fixture
-def api_env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The environment a deployed app would have: the API's address (the seed's examples read no arguments)."""
+def writer_token(stack: LocalStack) -> str:
+    """A writer token registered in the stack's database (what an operator gives the app)."""
+    return stack.token("writer", "sdk-tests")
+
+
+@pytest.fixture
+def api_env(stack: LocalStack, writer_token: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The environment a deployed app would have: the API's address and its tokens (the seed's examples
+    read no arguments): a writer token to send events, an auditor's token for the reads and reports."""
     monkeypatch.setenv("AUDIT_API_URL", stack.api_url)
-    for name in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "AUDIT_OVERFLOW_POLICY"):
+    monkeypatch.setenv("AUDIT_API_KEY", writer_token)
+    reader = auditor_token(stack)
+    if reader:
+        monkeypatch.setenv("AUDIT_READ_TOKEN", reader)
+    else:
+        monkeypatch.delenv("AUDIT_READ_TOKEN", raising=False)
+    for name in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "AUDIT_OVERFLOW_POLICY", "AUDIT_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return stack.api_url
 
@@ -63,13 +90,14 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 
 def stored_ids(db: psycopg.Connection[Any]) -> list[str]:
-    """Every stored event_id in chain order."""
-    return [row[0] for row in db.execute("select event_id from audit.audit_events order by seq").fetchall()]
+    """Every event_id the apps stored, in chain order (the API's records of its own use left out)."""
+    query = "select event_id from audit.audit_events where action <> all(%s) order by seq"
+    return [row[0] for row in db.execute(query, (API_OWN_ACTIONS,)).fetchall()]
 
 
-def chain_is_valid(api_url: str) -> bool:
-    """The API's own verification of the whole chain."""
-    answer = httpx.get(f"{api_url}/integrity/verify", timeout=30).json()
+def chain_is_valid(stack: LocalStack) -> bool:
+    """The API's own verification of the whole chain (asked as an auditor)."""
+    answer = httpx.get(f"{stack.api_url}/integrity/verify", headers=bearer(auditor_token(stack)), timeout=30).json()
     return bool(answer["valid"]) and answer["first_invalid_seq"] is None
 
 
@@ -122,6 +150,8 @@ def test_seed_basic_usage(api_env: str, stack: LocalStack, db: psycopg.Connectio
     assert printed[0].startswith("Generated report with ")
     row = db.execute(
         "select event_type, user_id, security_level, compliance_tags, details from audit.audit_events"
+        " where action <> all(%s)",
+        (API_OWN_ACTIONS,),
     ).fetchone()
     assert row == ("file_upload", "user123", "medium", ["sox"], {"file_size": 2048576, "department": "finance"})
 
@@ -180,7 +210,8 @@ def test_seed_convenience_functions_and_context_manager(
 
     rows = db.execute(
         "select event_type, action, host(ip_address), compliance_tags, status, details from audit.audit_events "
-        "order by seq"
+        "where action <> all(%s) order by seq",
+        (API_OWN_ACTIONS,),
     ).fetchall()
     assert [row[:5] for row in rows] == [
         ("file_upload", "file_upload", "192.168.1.100", ["gdpr", "sox"], "success"),
@@ -191,7 +222,7 @@ def test_seed_convenience_functions_and_context_manager(
     assert context_details["records_processed"] == 150
     assert context_details["data_classification"] == "customer_pii"
     assert context_details["duration_ms"] >= 0
-    assert chain_is_valid(stack.api_url)
+    assert chain_is_valid(stack)
 
 
 def test_seed_environment_setups(api_env: str, db: psycopg.Connection[Any]) -> None:
@@ -221,7 +252,8 @@ def test_seed_environment_setups(api_env: str, db: psycopg.Connection[Any]) -> N
     made = asyncio.run(main())
 
     assert made == [("production", "block"), ("development", "drop")]
-    tags = [row[0] for row in db.execute("select compliance_tags from audit.audit_events order by seq").fetchall()]
+    query = "select compliance_tags from audit.audit_events where action <> all(%s) order by seq"
+    tags = [row[0] for row in db.execute(query, (API_OWN_ACTIONS,)).fetchall()]
     assert tags == [[], [], ["gdpr", "hipaa", "sox"]]
 
 
@@ -387,7 +419,9 @@ def test_seed_troubleshooting_connection_check(api_env: str, monkeypatch: pytest
 # --- the API going down mid-stream ------------------------------------------------------------------
 
 
-def test_api_stopped_mid_stream_loses_nothing_with_block_policy(stack: LocalStack, db: psycopg.Connection[Any]) -> None:
+def test_api_stopped_mid_stream_loses_nothing_with_block_policy(
+    stack: LocalStack, writer_token: str, db: psycopg.Connection[Any]
+) -> None:
     """Given events flowing, when the API stops (connections refused) and comes back, then every event
     logged is stored exactly once, in the order logged, and the chain verifies."""
     from audit_trail import AuditConfig, AuditLogger
@@ -395,6 +429,7 @@ def test_api_stopped_mid_stream_loses_nothing_with_block_policy(stack: LocalStac
     logger = AuditLogger(
         AuditConfig(
             api_url=stack.api_url,
+            api_key=writer_token,
             batch_size=25,
             flush_interval_seconds=0.05,
             retry_base_seconds=0.05,
@@ -429,11 +464,11 @@ def test_api_stopped_mid_stream_loses_nothing_with_block_policy(stack: LocalStac
     assert stored_ids(db) == sent
     assert logger.stats.delivered + logger.stats.duplicates == 400
     assert logger.stats.dropped == 0
-    assert chain_is_valid(stack.api_url)
+    assert chain_is_valid(stack)
 
 
 def test_database_outage_behind_the_api_with_drop_policy(
-    stack: LocalStack, db: psycopg.Connection[Any], pg_server_url: str
+    stack: LocalStack, writer_token: str, db: psycopg.Connection[Any], pg_server_url: str
 ) -> None:
     """Given the API answering 503 (its database refuses connections) and a small buffer with the drop
     policy, then exactly the events log_event kept are stored once the database is back, the rest counted."""
@@ -442,6 +477,7 @@ def test_database_outage_behind_the_api_with_drop_policy(
     logger = AuditLogger(
         AuditConfig(
             api_url=stack.api_url,
+            api_key=writer_token,
             batch_size=10,
             buffer_limit=40,
             flush_interval_seconds=0.05,
@@ -476,7 +512,9 @@ def test_database_outage_behind_the_api_with_drop_policy(
             log(200)
             assert wait_until(lambda: logger.stats.retries >= 2), logger.stats
             assert logger.stats.last_error is not None
-            assert "503" in logger.stats.last_error
+            # 503 from the handler, or 500 from the gateway when the authorizer cannot look up the writer
+            # token: both are outages the SDK retries.
+            assert logger.stats.last_error[:3] in ("500", "503"), logger.stats.last_error
         finally:
             admin.execute(sql.SQL("alter database {} allow_connections true").format(sql.Identifier(dbname)))
     db = psycopg.connect(stack.database_url, autocommit=True)  # the fixture's connection was cut too
@@ -488,15 +526,17 @@ def test_database_outage_behind_the_api_with_drop_policy(
     assert logger.stats.dropped == outcomes.count(False)
     assert logger.stats.dropped > 0
     assert len(kept) >= 20 + 40 - 10  # the buffer's room at the outage, less a batch possibly in flight
-    assert chain_is_valid(stack.api_url)
+    assert chain_is_valid(stack)
 
 
-def test_two_loggers_replaying_the_same_events_store_them_once(stack: LocalStack, db: psycopg.Connection[Any]) -> None:
+def test_two_loggers_replaying_the_same_events_store_them_once(
+    stack: LocalStack, writer_token: str, db: psycopg.Connection[Any]
+) -> None:
     """Given the same events sent twice (a retry from another process), then the API answers duplicate."""
     from audit_trail import AuditConfig, AuditLogger
 
-    first = AuditLogger(AuditConfig(api_url=stack.api_url, flush_interval_seconds=0.05))
-    second = AuditLogger(AuditConfig(api_url=stack.api_url, flush_interval_seconds=0.05))
+    first = AuditLogger(AuditConfig(api_url=stack.api_url, api_key=writer_token, flush_interval_seconds=0.05))
+    second = AuditLogger(AuditConfig(api_url=stack.api_url, api_key=writer_token, flush_interval_seconds=0.05))
     events = [
         first.create_audit_event(event_type="file_share", user_id="u", action="share", event_id=f"app-{uuid.uuid4()}")
         for _ in range(5)
@@ -512,3 +552,77 @@ def test_two_loggers_replaying_the_same_events_store_them_once(stack: LocalStack
     assert first.stats.delivered == 5
     assert second.stats.duplicates == 5
     assert second.stats.conflicts == 0
+
+
+# --- a token the API refuses -------------------------------------------------------------------------
+
+
+def test_a_refused_token_keeps_the_events_and_says_which_setting_to_check(
+    stack: LocalStack, writer_token: str, db: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Given a writer token the API does not know and the block policy, when more events are logged than the
+    buffer holds, then none is stored or lost: one ERROR names 401 and api_key/AUDIT_API_KEY, log_event
+    raises BufferFullError at once instead of blocking, close() hands back every accepted event, and a
+    logger with the right token stores them."""
+    from audit_trail import AuditConfig, AuditLogger, AuthenticationError, BufferFullError
+
+    if stack.jwt_secret is None:
+        pytest.skip("this template has no authorizer yet: the API accepts any token")
+    unknown = "atw_" + "q" * 12 + "_" + "x" * 43
+    config = {"flush_interval_seconds": 0.05, "retry_base_seconds": 0.05, "retry_max_seconds": 0.2}
+    logger = AuditLogger(
+        AuditConfig(
+            api_url=stack.api_url,
+            api_key=unknown,
+            buffer_limit=20,
+            batch_size=10,
+            block_timeout_seconds=120,
+            overflow_policy="block",
+            **config,
+        )
+    )
+    caplog.set_level("INFO", logger="audit_trail")
+    with pytest.raises(AuthenticationError) as refused:
+        logger.initialize_sync()
+    assert refused.value.status == 401
+    events = [logger.create_audit_event(event_type="file_access", user_id="u", action="read") for _ in range(20)]
+    for event in events:
+        assert logger.log_event_sync(event)
+    assert wait_until(lambda: logger.stats.retries >= 3 and logger.stats.credentials_refused is not None)
+
+    with pytest.raises(BufferFullError, match="refuses our credentials"):
+        logger.log_event_sync(logger.create_audit_event(event_type="file_access", user_id="u", action="read"))
+    assert logger.close_sync(timeout=0.5) == 20
+
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "credentials" in r.getMessage()]
+    assert len([m for m in errors if m.startswith("audit API refused our credentials")]) == 1
+    assert "401" in errors[0]
+    assert "check api_key/AUDIT_API_KEY" in errors[0]
+    assert stored_ids(db) == []
+    kept = logger.pending_events()
+    assert [event.event_id for event in kept] == [event.event_id for event in events]
+
+    with AuditLogger(AuditConfig(api_url=stack.api_url, api_key=writer_token, **config)) as fixed:
+        for event in kept:
+            fixed.log_event_sync(event)
+    assert stored_ids(db) == [event.event_id for event in events]
+
+
+def test_reads_with_the_writer_token_are_refused_with_the_setting_to_check(
+    stack: LocalStack, writer_token: str
+) -> None:
+    """Given only a writer token (no read token), when the app reads events, then the API refuses (403: writers
+    may only send) and the error names the setting to check."""
+    from audit_trail import AuditConfig, AuditLogger, AuthenticationError
+
+    if stack.jwt_secret is None:
+        pytest.skip("this template has no authorizer yet: the API accepts any token")
+    logger = AuditLogger(AuditConfig(api_url=stack.api_url, api_key=writer_token))
+    try:
+        with pytest.raises(AuthenticationError) as refused:
+            logger.get_recent_events_sync(limit=5)
+    finally:
+        logger.close_sync()
+
+    assert refused.value.status == 403
+    assert "api_key/AUDIT_API_KEY" in str(refused.value)

@@ -28,6 +28,8 @@ def stack(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     moto_api_backend.reset()  # moto keeps one in-process state: forget a previous stack's resources
     with LocalStack(database_url=db_url, port=0, data_dir=tmp_path / "stack", write_state=False) as running:
         monkeypatch.setenv("AUDIT_API_URL", running.api_url)
+        # The app's credential: a writer token (the middleware only sends events, it never reads).
+        monkeypatch.setenv("AUDIT_API_KEY", running.token("writer", "middleware-tests"))
         monkeypatch.setenv("AUDIT_FLUSH_INTERVAL_SECONDS", "0.05")
         yield running
 
