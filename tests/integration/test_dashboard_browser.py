@@ -5,11 +5,11 @@ demo's working day and its attacks (a password-spraying burst from one address o
 one account six times, an insider's bulk download, a self-granted admin role). Detection runs from the
 stack's relayed database webhook; the fixture waits until `GET /alerts` lists the spraying alerts.
 
-Each test opens `<api_url>/dashboard` on a laptop (1280x900) or a phone (390x844), signs in with a
-JWT-shaped token (the API does not check tokens until the access-control issue wires the authorizer),
-and must see no console error or warning, no page error, no failed request and no request outside the
-stack's origin. Full-page screenshots go to `test-artifacts/dashboard/` (gitignored); `pytest -s`
-prints their paths.
+Each test opens `<api_url>/dashboard` on a laptop (1280x900) or a phone (390x844), signs in with an
+auditor's access token signed with the stack's JWT secret (what `audit-trail token --role auditor`
+prints; the events are sent with a registered writer token), and must see no console error or
+warning, no page error, no failed request and no request outside the stack's origin. Full-page
+screenshots go to `test-artifacts/dashboard/` (gitignored); `pytest -s` prints their paths.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
-import jwt
 import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from audit_trail.local.scenario import SPRAY_IP, batches, working_day
 from audit_trail.local.stack import LocalStack
+from audit_trail.local.tokens import bearer, mint_jwt
 from audit_trail.postgres import create_database, drop_database
 from tests.integration.test_sdk_local_api import reset_moto, wait_until
 from tests.support.browser import PageLog, headless_chromium, new_logged_page
@@ -57,6 +57,10 @@ class Seeded:
     stored: int
     alerts: list[dict[str, Any]]
 
+    def auditor_token(self, *, now: datetime | None = None) -> str:
+        """An auditor's access token for the stack, minted at `now` with a one-hour lifetime."""
+        return _auditor_token(self.stack, now=now)
+
     @property
     def origin(self) -> str:
         """scheme://host:port of the API: the only place the page may talk to."""
@@ -68,8 +72,25 @@ class Seeded:
         return next(a for a in self.alerts if a["rule"] == rule)
 
 
-def _alerts(api_url: str) -> list[dict[str, Any]]:
-    answer = httpx.get(f"{api_url}/alerts", params={"limit": 100}, timeout=30)
+# Signs the tokens only while the stack's template has no JWT authorizer (nothing checks them then).
+UNCHECKED_SECRET: Final = "the-local-api-checks-no-token-yet-0123456789"
+
+
+def _template_has_jwt_authorizer() -> bool:
+    """Whether template.yaml has the JwtSecretArn parameter, the secret the local stack's authorizer checks with."""
+    return "JwtSecretArn:" in (ROOT / "template.yaml").read_text()
+
+
+def _auditor_token(stack: LocalStack, *, now: datetime | None = None) -> str:
+    if stack.jwt_secret is None:
+        return mint_jwt(UNCHECKED_SECRET, "auditor", str(uuid.uuid4()), email="auditor@files.example", now=now)
+    return stack.token("auditor", email="auditor@files.example", now=now)
+
+
+def _alerts(stack: LocalStack) -> list[dict[str, Any]]:
+    answer = httpx.get(
+        f"{stack.api_url}/alerts", params={"limit": 100}, headers=bearer(_auditor_token(stack)), timeout=30
+    )
     answer.raise_for_status()
     alerts: list[dict[str, Any]] = answer.json()["alerts"]
     return alerts
@@ -95,9 +116,10 @@ def seeded(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPa
             database_url=url, port=0, data_dir=tmp_path_factory.mktemp("dashboard-stack"), write_state=False
         ) as stack:
             events = [e for chapter in working_day(day_events=DAY_EVENTS, now=_story_end()) for e in chapter.events]
+            writer = bearer(stack.token("writer", "files-web"))
             stored = 0
             for batch in batches(events):
-                answer = httpx.post(f"{stack.api_url}/events", json={"events": batch}, timeout=60)
+                answer = httpx.post(f"{stack.api_url}/events", json={"events": batch}, headers=writer, timeout=60)
                 assert answer.status_code in (200, 201), answer.text
                 stored += answer.json()["created"]
             assert stored == len(events)
@@ -109,9 +131,9 @@ def seeded(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPa
             assert wait_until(analysed, timeout=120), "the relay did not deliver every webhook"
             # A webhook the relay could not deliver is what the sweep is for (it is idempotent).
             httpx.post(f"{stack.api_url}/_local/invoke/sweep", timeout=60).raise_for_status()
-            raised = [a["rule"] for a in _alerts(stack.api_url)]
+            raised = [a["rule"] for a in _alerts(stack)]
             assert sorted(r for r in raised if r in SPRAY_RULES) == sorted(SPRAY_RULES), raised
-            yield Seeded(stack=stack, stored=stored, alerts=_alerts(stack.api_url))
+            yield Seeded(stack=stack, stored=stored, alerts=_alerts(stack))
     finally:
         drop_database(pg_server_url, name)
 
@@ -121,23 +143,6 @@ def browser() -> Iterator[Browser]:
     """Headless Debian chromium, launched once for the module."""
     with headless_chromium() as instance:
         yield instance
-
-
-UNCHECKED_SECRET: Final = "the-local-api-checks-no-token-yet-0123456789"
-
-
-def _token(*, expires_in: timedelta = timedelta(hours=1), secret: str = UNCHECKED_SECRET) -> str:
-    """A JWT shaped like a Supabase access token of an auditor."""
-    now = datetime.now(UTC)
-    claims = {
-        "sub": str(uuid.uuid4()),
-        "role": "authenticated",
-        "aud": "authenticated",
-        "app_metadata": {"audit_role": "auditor"},
-        "iat": int((now - timedelta(hours=2)).timestamp()),
-        "exp": int((now + expires_in).timestamp()),
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def _open_dashboard(browser: Browser, seeded: Seeded, viewport: str) -> tuple[Page, PageLog]:
@@ -195,7 +200,7 @@ def test_dashboard_shows_the_seeded_attack(browser: Browser, seeded: Seeded, vie
     expect(page.locator("#signin-error")).to_have_text("That is not a JWT (three dot-separated parts).")
     expect(page.locator("#dashboard")).to_be_hidden()
 
-    _sign_in(page, _token())
+    _sign_in(page, seeded.auditor_token())
     _wait_for_data(page)
 
     # Every stored event is in the last 24 hours (the default period), and so are the failed logins.
@@ -244,7 +249,7 @@ def test_signing_out_forgets_the_token(browser: Browser, seeded: Seeded) -> None
     """Given a signed-in page, when Sign out is pressed, then the token leaves session storage and a
     reload shows the sign-in form again."""
     page, log = _open_dashboard(browser, seeded, "desktop")
-    _sign_in(page, _token())
+    _sign_in(page, seeded.auditor_token())
     _wait_for_data(page)
     assert page.evaluate("sessionStorage.length") == 1
 
@@ -259,18 +264,18 @@ def test_signing_out_forgets_the_token(browser: Browser, seeded: Seeded) -> None
     page.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="needs the #8 authorizer wired into template.yaml")
+@pytest.mark.xfail(
+    not _template_has_jwt_authorizer(),
+    strict=True,
+    raises=AssertionError,
+    reason="without the JWT authorizer in template.yaml the local API accepts any token",
+)
 def test_an_expired_token_is_sent_back_to_sign_in(browser: Browser, seeded: Seeded) -> None:
-    """Given a token that expired an hour ago, when it is used to sign in, then the API refuses it and
-    the page returns to the sign-in form saying why. Today the API accepts any token, so the
-    dashboard loads instead: this fails until the JWT authorizer guards the routes."""
-    secret = next(
-        (v for k, v in seeded.stack.local_secrets.items() if "jwt" in k.lower()),
-        "not-the-secret-of-this-stack-0123456789abcdef",
-    )
+    """Given an auditor's token, signed with the stack's secret, that expired an hour ago, when it is used to
+    sign in, then the API refuses it and the page returns to the sign-in form saying why."""
     page, _ = _open_dashboard(browser, seeded, "desktop")
 
-    _sign_in(page, _token(expires_in=timedelta(hours=-1), secret=secret))
+    _sign_in(page, seeded.auditor_token(now=datetime.now(UTC) - timedelta(hours=2)))
 
     expect(page.locator("#signin-error")).to_have_text(
         "Your session has expired or the token was refused; sign in again.", timeout=15_000
@@ -286,7 +291,7 @@ def test_acknowledging_an_alert_changes_it_in_the_database(browser: Browser, see
     alert = seeded.alert("brute_force")
     name = f"Acknowledge brute_force alert for {alert['alert_key']}"
     page, log = _open_dashboard(browser, seeded, "desktop")
-    _sign_in(page, _token())
+    _sign_in(page, seeded.auditor_token())
     _wait_for_data(page)
     open_before = _kpi(page, "open")
 
@@ -304,6 +309,6 @@ def test_acknowledging_an_alert_changes_it_in_the_database(browser: Browser, see
     _screenshot(page, "acknowledged-desktop")
     _assert_clean(log, seeded)
     # The API agrees with the database.
-    listed = {a["alert_id"]: a["status"] for a in _alerts(seeded.stack.api_url)}
+    listed = {a["alert_id"]: a["status"] for a in _alerts(seeded.stack)}
     assert listed[alert["alert_id"]] == "acknowledged"
     page.close()
