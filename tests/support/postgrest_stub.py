@@ -4,7 +4,9 @@ PostgREST cannot run on the test machines, so the Supabase transport is contract
 against this stub. It implements just the part of PostgREST's documented contract the
 transport relies on: `POST /rest/v1/rpc/<function>` with a JSON object of named arguments,
 the schema chosen by the `Content-Profile` header, `apikey` and `Authorization: Bearer`
-headers, the role taken from the JWT (here: the service role key is trusted as service_role),
+headers, the role taken from the JWT (the service role key is trusted as service_role; with a
+`jwt_secret`, a user's HS256 access token is verified and its `role` and claims are set for the call,
+`request.jwt.claims` as PostgREST does),
 arguments cast to the function's declared parameter types, and errors answered as
 `{"code", "message", "details", "hint"}` with HTTP 400 (or 404 for an unknown function).
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import jwt
 import psycopg
 from psycopg import sql
 
@@ -55,8 +58,27 @@ def _argument_types(conn: psycopg.Connection[Any], schema: str, function: str) -
     return dict(zip(names or [], types, strict=False))
 
 
+def _caller(
+    headers: dict[str, str], service_key: str, jwt_secret: str | None
+) -> tuple[str | None, dict[str, Any]]:
+    """The database role and claims of a request: the service key, or a verified user token."""
+    if headers.get("apikey") != service_key:
+        return None, {}
+    token = headers.get("authorization", "").removeprefix("Bearer ")
+    if token == service_key:
+        return "service_role", {"role": "service_role"}
+    if jwt_secret is None:
+        return None, {}
+    try:
+        claims = jwt.decode(token, jwt_secret, algorithms=["HS256"], audience="authenticated")
+    except jwt.InvalidTokenError:
+        return None, {}
+    role = claims.get("role")
+    return (role if role in ("anon", "authenticated") else None), claims
+
+
 @contextmanager
-def postgrest_stub(db_url: str, service_key: str) -> Iterator[PostgrestStub]:
+def postgrest_stub(db_url: str, service_key: str, jwt_secret: str | None = None) -> Iterator[PostgrestStub]:
     """Serve the stub on a free loopback port for the duration of the block."""
     stub = PostgrestStub(url="")
 
@@ -80,7 +102,8 @@ def postgrest_stub(db_url: str, service_key: str) -> Iterator[PostgrestStub]:
             if stub.fail_with is not None:
                 self._answer(*stub.fail_with)
                 return
-            if headers.get("apikey") != service_key or headers.get("authorization") != f"Bearer {service_key}":
+            role, claims = _caller(headers, service_key, jwt_secret)
+            if role is None:
                 self._answer(401, {"code": "PGRST301", "message": "JWT invalid", "details": None, "hint": None})
                 return
             prefix = "/rest/v1/rpc/"
@@ -109,7 +132,8 @@ def postgrest_stub(db_url: str, service_key: str) -> Iterator[PostgrestStub]:
                 params = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in body.items()}
                 try:
                     with conn.transaction():
-                        conn.execute("set local role service_role")
+                        conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+                        conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
                         row = conn.execute(
                             sql.SQL("select {}.{}({})").format(sql.Identifier(schema), sql.Identifier(function), args),
                             params,
