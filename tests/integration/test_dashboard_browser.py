@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from audit_trail.local.scenario import SPRAY_IP, batches, working_day
 from audit_trail.local.stack import LocalStack
-from audit_trail.local.tokens import bearer, mint_jwt
+from audit_trail.local.tokens import bearer
 from audit_trail.postgres import create_database, drop_database
 from tests.integration.test_sdk_local_api import reset_moto, wait_until
 from tests.support.browser import PageLog, headless_chromium, new_logged_page
@@ -72,18 +72,7 @@ class Seeded:
         return next(a for a in self.alerts if a["rule"] == rule)
 
 
-# Signs the tokens only while the stack's template has no JWT authorizer (nothing checks them then).
-UNCHECKED_SECRET: Final = "the-local-api-checks-no-token-yet-0123456789"
-
-
-def _template_has_jwt_authorizer() -> bool:
-    """Whether template.yaml has the JwtSecretArn parameter, the secret the local stack's authorizer checks with."""
-    return "JwtSecretArn:" in (ROOT / "template.yaml").read_text()
-
-
 def _auditor_token(stack: LocalStack, *, now: datetime | None = None) -> str:
-    if stack.jwt_secret is None:
-        return mint_jwt(UNCHECKED_SECRET, "auditor", str(uuid.uuid4()), email="auditor@files.example", now=now)
     return stack.token("auditor", email="auditor@files.example", now=now)
 
 
@@ -264,12 +253,6 @@ def test_signing_out_forgets_the_token(browser: Browser, seeded: Seeded) -> None
     page.close()
 
 
-@pytest.mark.xfail(
-    not _template_has_jwt_authorizer(),
-    strict=True,
-    raises=AssertionError,
-    reason="without the JWT authorizer in template.yaml the local API accepts any token",
-)
 def test_an_expired_token_is_sent_back_to_sign_in(browser: Browser, seeded: Seeded) -> None:
     """Given an auditor's token, signed with the stack's secret, that expired an hour ago, when it is used to
     sign in, then the API refuses it and the page returns to the sign-in form saying why."""
