@@ -59,6 +59,39 @@ DEAD_LETTER_QUEUES = [
     "ReportsDeadLetterQueue",
     "RetentionDeadLetterQueue",
 ]
+# Everything each function's role may touch beyond logs and X-Ray: (action, resource) from its statements, and
+# the template's managed policies it carries (each tested on its own: secrets, archive, digests, reports key).
+DATABASE = "DatabaseSecretReadPolicy"
+FUNCTION_GRANTS: dict[str, tuple[set[tuple[str, str]], set[str]]] = {
+    "AuthorizerFunction": (set(), {DATABASE, "JwtSecretReadPolicy"}),
+    "IngestFunction": (set(), {DATABASE}),
+    "AnalyticsFunction": (set(), {DATABASE}),
+    "RetentionFunction": (set(), {DATABASE}),
+    "DetectFunction": (
+        {("events:PutEvents", "AuditEventBus"), ("sns:Publish", "AlertsTopic")},
+        {DATABASE, "WebhookSecretReadPolicy"},
+    ),
+    "DetectSweepFunction": (
+        {
+            ("events:PutEvents", "AuditEventBus"),
+            ("sns:Publish", "AlertsTopic"),
+            ("sqs:SendMessage", "DetectSweepDeadLetterQueue"),
+        },
+        {DATABASE},
+    ),
+    "RetentionNightlyFunction": ({("sqs:SendMessage", "RetentionDeadLetterQueue")}, {DATABASE, "ArchiveWritePolicy"}),
+    "AnchorFunction": ({("sqs:SendMessage", "AnchorDeadLetterQueue")}, {DATABASE, "DigestWritePolicy"}),
+    "ReportsFunction": (
+        {
+            ("events:PutEvents", "AuditEventBus"),
+            ("sqs:SendMessage", "ReportsDeadLetterQueue"),
+            ("s3:PutObject", "ReportsBucket"),
+            ("s3:GetObject", "ReportsBucket"),
+            ("s3:AbortMultipartUpload", "ReportsBucket"),
+        },
+        {DATABASE, "ReportsKmsPolicy"},
+    ),
+}
 SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL")
 SECRET_ARN_PATTERN = "^(|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+)$"
 
@@ -110,6 +143,26 @@ def _alarms_on(namespace: str, metric: str, dimension: str, value: Any) -> list[
 def _evaluated(parameters: dict[str, str] | None = None) -> Template:
     """The template with intrinsics evaluated as the local stack does (parameter defaults unless given)."""
     return Template(TEMPLATE, parameters)
+
+
+def _logical_ids(value: Any) -> Iterator[str]:
+    """Resources a policy value points at: Ref, Fn::GetAtt and the ${Resource} / ${Resource.Attr} of Fn::Sub."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _logical_ids(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                yield item
+            elif key == "Fn::GetAtt":
+                yield item[0] if isinstance(item, list) else str(item).split(".")[0]
+            elif key == "Fn::Sub":
+                text = item if isinstance(item, str) else item[0]
+                yield from re.findall(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z]+)?\}", text)
+                if isinstance(item, list):
+                    yield from _logical_ids(item[1])
+            else:
+                yield from _logical_ids(item)
 
 
 def _checkov_skips() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -452,6 +505,31 @@ def test_only_the_authorizer_reads_the_jwt_secret_and_it_reads_no_other_secret_b
     assert "WebhookSecretReadPolicy" not in authorizer_policies
     assert "secretsmanager" not in authorizer_policies  # no inline statement: only the two managed policies
     assert resources["JwtSecretReadPolicy"]["Condition"] == "HasJwtSecret"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_GRANTS))
+def test_each_function_role_reaches_only_its_own_resources(function: str) -> None:
+    """Given a function's translated role, Then its statements name only its own bus, topic, queue and bucket,
+    and it carries only its own managed policies: a new grant anywhere has to be added here on purpose."""
+    resources = _translated()["Resources"]
+    role = resources[f"{function}Role"]["Properties"]
+    logical = set(resources)
+    grants = {
+        (action, target)
+        for policy in role.get("Policies", [])
+        for statement in _as_list(policy["PolicyDocument"]["Statement"])
+        for action in _as_list(statement["Action"])
+        for target in _logical_ids(statement["Resource"])
+        if target in logical
+    }
+    managed = {target for arn in role["ManagedPolicyArns"] for target in _logical_ids(arn) if target in logical}
+    expected_grants, expected_managed = FUNCTION_GRANTS[function]
+
+    assert set(FUNCTION_GRANTS) == set(SERVICE_NAMES)
+    assert grants == expected_grants
+    assert managed == expected_managed
+    for arn in role["ManagedPolicyArns"]:
+        assert not isinstance(arn, str) or arn.startswith("arn:aws:iam::aws:policy/"), arn
 
 
 # -- security scan -------------------------------------------------------------------------------------
