@@ -23,6 +23,10 @@ _ENV = (
     "AUDIT_SUPABASE_KEY",
     "AUDIT_OVERFLOW_POLICY",
     "AUDIT_BATCH_SIZE",
+    "AUDIT_API_KEY",
+    "AUDIT_TOKEN",
+    "AUDIT_READ_TOKEN",
+    "AUDIT_READ_API_KEY",
 )
 
 
@@ -153,3 +157,16 @@ def test_import_is_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("name", ["AUDIT_READ_TOKEN", "AUDIT_READ_API_KEY"])
+def test_read_token_from_the_environment(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Given a writer token and a reader token in the environment, then each lands in its own field."""
+    monkeypatch.setenv("AUDIT_API_KEY", "atw_writer")
+    monkeypatch.setenv(name, "eyJ.reader")
+
+    config = AuditConfig(api_url="http://api")
+
+    assert config.api_key is not None and config.api_key.get_secret_value() == "atw_writer"
+    assert config.read_api_key is not None and config.read_api_key.get_secret_value() == "eyJ.reader"
+    assert "eyJ.reader" not in repr(config)
