@@ -17,10 +17,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from audit_common.access_log import AccessRequest, record_access
-from audit_common.auth import Forbidden, SupabaseJwtVerifier, Unauthorized, authenticate
+from audit_common.access import authorize
+from audit_common.access_log import record_access
+from audit_common.auth import Forbidden, Principal, SupabaseJwtVerifier, Unauthorized, authenticate
 from audit_common.db import get_transport, read_secret
 from audit_common.errors import AuditError, ConfigurationError
+from audit_common.guard import access_request
 from audit_common.headers import header
 from audit_common.observability import logger, metrics
 from audit_common.settings import Settings, get_settings
@@ -47,23 +49,9 @@ def verifier() -> SupabaseJwtVerifier:
     return verifier_from_settings(get_settings())
 
 
-def _attempt(event: dict[str, Any]) -> AccessRequest:
-    context = event.get("requestContext") or {}
-    identity = context.get("identity") or {}
-    return AccessRequest(
-        request_id=str(context.get("requestId") or "unknown"),
-        method=str(event.get("httpMethod") or ""),
-        path=str(event.get("path") or ""),
-        resource=str(event.get("resource") or ""),
-        query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
-        source_ip=identity.get("sourceIp"),
-        user_agent=identity.get("userAgent"),
-    )
-
-
-def _record_refusal(event: dict[str, Any], reason: str) -> None:
+def _record_refusal(event: dict[str, Any], reason: str, principal: Principal | None = None) -> None:
     try:
-        record_access(get_transport(), _attempt(event), None, refused_because=reason)
+        record_access(get_transport(), access_request(event), principal, refused_because=reason)
     except AuditError as exc:
         # The answer is a refusal either way; failing to record it must not turn it into a 500.
         logger.error("refused attempt not recorded", extra={"error": exc.message})
@@ -88,4 +76,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         _record_refusal(event, refused.message)
         return deny("anonymous", method_arn)
     logger.info("request authenticated", extra={"principal": principal.label, "resource": event.get("resource")})
+    try:
+        authorize(principal, str(event.get("httpMethod") or ""), str(event.get("resource") or ""))
+    except Forbidden as refused:
+        # The policy below does not list this route, so API Gateway answers 403; record the attempt
+        # now, since the function behind the route never sees it. (Later attempts with the same token
+        # within the cache TTL meet the cached policy and reach only the API's access log.)
+        metrics.add_metric(name="AuthorizerRouteRefused", unit="Count", value=1)
+        _record_refusal(event, refused.message, principal)
     return allow(principal, method_arn)

@@ -20,6 +20,7 @@ from audit_common.db import PostgresTransport
 from audit_common.settings import get_settings
 from authorizer import handler as authorizer
 from tests.support.apigw import FakeLambdaContext
+from tests.support.events import access_records
 
 JWT_SECRET = "local-jwt-secret-for-tests-only-0123456789abcdef"
 ISSUER = "http://127.0.0.1:54321/auth/v1"
@@ -67,9 +68,17 @@ def _jwt(**overrides: Any) -> str:
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, JWT_SECRET, algorithm="HS256")
 
 
-def _authorize(authorization: str | None) -> dict[str, Any]:
+def _authorize(authorization: str | None, method: str = "GET") -> dict[str, Any]:
     headers = {"Authorization": authorization} if authorization is not None else {}
-    event = {"type": "REQUEST", "methodArn": METHOD_ARN, "resource": "/events", "headers": headers}
+    event = {
+        "type": "REQUEST",
+        "methodArn": f"{API}/{method}/events",
+        "resource": "/events",
+        "path": "/events",
+        "httpMethod": method,
+        "headers": headers,
+        "requestContext": {"requestId": f"req-{time.time_ns()}", "identity": {"sourceIp": "198.51.100.7"}},
+    }
     answer: dict[str, Any] = authorizer.lambda_handler(event, FakeLambdaContext(function_name="authorizer"))
     return answer
 
@@ -188,3 +197,45 @@ class TestSupabaseTokens:
     def test_anon_key_gets_403(self) -> None:
         answer = _authorize(f"Bearer {_jwt(role='anon')}")
         assert answer["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+@pytest.mark.usefixtures("authorizer_env")
+class TestRefusalsAreRecorded:
+    """PCI DSS 10.2.1.4: invalid access attempts go into the chain, with who tried and why."""
+
+    def test_an_invalid_token_is_recorded_as_an_anonymous_attempt(self, db: psycopg.Connection[Any]) -> None:
+        _refused(f"Bearer {_jwt(aud='other')}")
+        assert access_records(db) == [
+            {
+                "action": "audit_access_refused",
+                "principal": "anonymous",
+                "route": "GET /events",
+                "reason": "token audience is not 'authenticated'",
+                "status": "failure",
+            }
+        ]
+        ip = db.execute("select ip_address::text from audit.audit_events").fetchone()
+        assert ip == ("198.51.100.7/32",) or ip == ("198.51.100.7",)
+
+    def test_a_route_outside_the_role_is_recorded_and_the_policy_still_lists_only_the_roles_routes(
+        self, transport: PostgresTransport, db: psycopg.Connection[Any]
+    ) -> None:
+        answer = _authorize(f"Bearer {_issue(transport)}", method="GET")
+        assert answer["policyDocument"]["Statement"][0]["Resource"] == [f"{API}/POST/events"]
+        assert [(r["principal"], r["reason"]) for r in access_records(db)] == [
+            ("writer:checkout-service", "role 'writer' may not call GET /events")
+        ]
+
+    def test_an_allowed_call_records_nothing_here(
+        self, transport: PostgresTransport, db: psycopg.Connection[Any]
+    ) -> None:
+        """The function behind the route records reads; the authorizer records only refusals."""
+        answer = _authorize(f"Bearer {_issue(transport)}", method="POST")
+        assert answer["usageIdentifierKey"].startswith("writer-") and answer["context"]["role"] == "writer"
+        _authorize(f"Bearer {_jwt(app_metadata={'audit_role': 'auditor'})}", method="GET")
+        assert access_records(db) == []
+
+    def test_a_refusal_that_cannot_be_recorded_is_still_a_refusal(self, db: psycopg.Connection[Any]) -> None:
+        db.execute("revoke execute on function audit.ingest_events(json) from service_role")
+        _refused(f"Bearer {_jwt(aud='other')}")
+        assert access_records(db) == []
