@@ -214,8 +214,8 @@ class TestRefusalsAreRecorded:
                 "status": "failure",
             }
         ]
-        ip = db.execute("select ip_address::text from audit.audit_events").fetchone()
-        assert ip == ("198.51.100.7/32",) or ip == ("198.51.100.7",)
+        ip = db.execute("select host(ip_address) from audit.audit_events").fetchone()
+        assert ip == ("198.51.100.7",)
 
     def test_a_route_outside_the_role_is_recorded_and_the_policy_still_lists_only_the_roles_routes(
         self, transport: PostgresTransport, db: psycopg.Connection[Any]
