@@ -24,7 +24,6 @@ from tests.support.events import access_records
 
 JWT_SECRET = "local-jwt-secret-for-tests-only-0123456789abcdef"
 ISSUER = "http://127.0.0.1:54321/auth/v1"
-METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:api0000001/prod/GET/events"
 API = "arn:aws:execute-api:us-east-1:123456789012:api0000001/prod"
 
 
