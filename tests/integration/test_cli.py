@@ -119,3 +119,14 @@ def test_webhook_uses_supabase_functions_where_it_exists(
     headers = orjson.loads(args[2])
     assert headers == {"Content-Type": "application/json", "X-Audit-Webhook-Secret": "a-secret-of-sixteen-chars"}
     assert [a.decode() for a in args[3:]] == ["{}", "3000"]
+
+
+def test_token_help_names_the_roles_and_the_shell_use(capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit-trail token --help` says which roles exist and how to capture the token in a shell."""
+    with pytest.raises(SystemExit) as done:
+        main(["token", "--help"])
+
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "writer (POST /events), user (own events), auditor or admin" in text
+    assert "TOKEN=$(audit-trail token --role auditor)" in text
