@@ -47,6 +47,8 @@ CUSTOM_METRICS = {
     "SweepLag": ("functions/detect/sweep.py", "DetectSweepFunction"),
     "DigestsWritten": ("functions/anchor/handler.py", "AnchorFunction"),
     "AuthorizerRefused": ("functions/authorizer/handler.py", "AuthorizerFunction"),
+    "RefusalNotRecorded": ("functions/authorizer/handler.py", "AuthorizerFunction"),
+    "ChainInvalid": ("functions/ingest/handler.py", "IngestFunction"),
 }
 # Environment variables whose names sound secret but hold an identifier, and what they hold.
 NOT_SECRET_VARIABLES = {
