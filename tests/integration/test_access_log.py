@@ -81,3 +81,16 @@ def test_odd_request_ids_and_source_addresses_are_kept_not_refused(
     assert event_id == "read-test_invoke_request_1"
     assert ip is None
     assert details["source"] == "test-invoke-source-ip"
+
+
+def test_a_principal_email_the_event_would_refuse_is_left_out() -> None:
+    """Given a token whose email claim is not an address (Supabase sends "" for phone sign-ins), then the
+    access record still builds, without the email, so the answer is not withheld for it."""
+    from audit_common.access_log import access_event
+    from audit_common.auth import AuditRole, Principal
+
+    for email in ("", "not-an-address", "x" * 400 + "@example.com"):
+        event = access_event(REQUEST, Principal(subject="u1", role=AuditRole.USER, email=email or None))
+        assert event.user_email is None
+    kept = access_event(REQUEST, Principal(subject="u1", role=AuditRole.USER, email="u1@example.com"))
+    assert kept.user_email == "u1@example.com"

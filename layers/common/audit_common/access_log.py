@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from audit_common.auth import Principal
 from audit_common.db import Transport
 from audit_common.event_store import store_events
-from audit_common.models import AuditEventIn, EventStatus, EventType, SecurityLevel
+from audit_common.models import AuditEventIn, EventStatus, EventType, SecurityLevel, is_email
 
 AUDIT_READ: Final = "audit_read"
 """The action of a successful read of audit data (counted by the PCI DSS 10.2.1.3 report section)."""
@@ -81,7 +81,9 @@ def access_event(
         f"{_NOT_IN_EVENT_ID.sub('_', request.request_id)[:200]}",
         event_type=EventType.SECURITY_EVENT if refused else EventType.USER_ACTIVITY,
         user_id=principal.label if principal else "anonymous",
-        user_email=principal.email if principal else None,
+        # The email comes from the token's claims: keep it only when the event would accept it, so a
+        # claim like "" can never stop the access record (and with it the answer).
+        user_email=principal.email if principal and principal.email and is_email(principal.email) else None,
         ip_address=_ip_or_none(request.source_ip),
         user_agent=(request.user_agent or "")[:1000] or None,
         resource_path=request.path,

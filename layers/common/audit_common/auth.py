@@ -162,7 +162,7 @@ class SupabaseJwtVerifier:
         return Principal(
             subject=str(claims["sub"]),
             role=role_from_claims(claims),
-            email=email if isinstance(email, str) else None,
+            email=email if isinstance(email, str) and email else None,  # Supabase sends "" for phone sign-ins
         )
 
 

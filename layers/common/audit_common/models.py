@@ -111,6 +111,11 @@ def _check_ip(value: str | None) -> str | None:
     return str(address)
 
 
+def is_email(value: str) -> bool:
+    """Whether `value` passes the event's `user_email` check."""
+    return len(value) <= 320 and _EMAIL_RE.match(value) is not None
+
+
 def _check_email(value: str | None) -> str | None:
     if value is not None and not _EMAIL_RE.match(value):
         raise PydanticCustomError("email", "not an email address")
