@@ -13,7 +13,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from analytics.handler import app as analytics_app
-from audit_common.api import ingest_request_adapter
+from audit_common.access import ROUTE_ROLES, UNAUTHENTICATED_ROUTES
+from audit_common.api import ErrorResponse, ingest_request_adapter
 from detect.handler import app as detect_app
 from ingest.handler import app as ingest_app
 from reports.handler import app as reports_app
@@ -52,7 +53,36 @@ def render() -> str:
     body = document["paths"]["/events"]["post"]["requestBody"]
     body["content"]["application/json"]["schema"] = schema
     body["description"] = 'One event, {"events": [...]} or a JSON array; at most 1000 events.'
+    _document_access(document)
     return json.dumps(document, indent=2, sort_keys=True)
+
+
+def _document_access(document: dict[str, Any]) -> None:
+    """Who may call each operation (audit_common.access, the table the authorizer enforces)."""
+    document["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A Supabase Auth access token (JWT; the role is app_metadata.audit_role: auditor or "
+            "admin, else a user) or a writer token (atw_...). See docs/security.md.",
+        }
+    }
+    error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    document["components"]["schemas"].update(error_schema.pop("$defs", {}))
+    document["components"]["schemas"]["ErrorResponse"] = error_schema
+    refused = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            route = (method.upper(), path)
+            if route in UNAUTHENTICATED_ROUTES:
+                operation["security"] = []
+                operation["x-audit-access"] = UNAUTHENTICATED_ROUTES[route]
+                continue
+            operation["security"] = [{"bearer": []}]
+            operation["x-audit-roles"] = sorted(role.value for role in ROUTE_ROLES.get(route, frozenset()))
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", {"description": "No token, or one that does not verify", **refused})
+            responses.setdefault("403", {"description": "The token's role may not call this route", **refused})
 
 
 if __name__ == "__main__":
