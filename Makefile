@@ -84,4 +84,4 @@ bench-analytics: $(STAMP)
 	$(BIN)/python bench/analytics.py
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

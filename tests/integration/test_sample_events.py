@@ -22,7 +22,7 @@ from retention.handler import lambda_handler as retention_handler
 from retention.nightly import lambda_handler as nightly_handler
 from tests.support.apigw import FakeLambdaContext, invoke
 from tests.support.aws import archive_bucket
-from tests.support.events import event_count, make_event, one
+from tests.support.events import access_records, event_count, make_event, one
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "ingest"
 
@@ -152,3 +152,35 @@ def test_anchor_sample_events(configured: str, monkeypatch: pytest.MonkeyPatch) 
     assert proof.status == 200 and proof.body["leaf_index"] == 0 and proof.body["inclusion_proof"] == []
     root = bytes.fromhex(proof.body["digest"]["digest"]["root_hash"])
     assert verify_inclusion(0, 1, bytes.fromhex(proof.body["checksum"]), [], root)
+
+
+AUTHORIZER_EVENTS = EVENTS.parent / "authorizer"
+
+
+def test_authorizer_sample_event(configured: str, monkeypatch: pytest.MonkeyPatch, db: psycopg.Connection[Any]) -> None:
+    """Given the sample REQUEST event with a placeholder token, then 401 and the attempt recorded; with a
+    real writer token in its place, a policy allowing only POST /events, and the GET attempt recorded."""
+    from audit_common.auth import mint_writer_token
+    from authorizer import handler as authorizer
+
+    monkeypatch.setenv("AUDIT_JWT_SECRET", "sample-event-jwt-secret-0123456789abcdef")
+    get_settings.cache_clear()
+    authorizer.verifier.cache_clear()
+    sample = json.loads((AUTHORIZER_EVENTS / "request.json").read_text())
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer.lambda_handler(sample, FakeLambdaContext(function_name="authorizer"))
+
+    minted = mint_writer_token()
+    registration = {"p_token_id": minted.token_id, "p_name": "sample", "p_secret_sha256": minted.secret_sha256}
+    PostgresTransport(configured, role="service_role").call("issue_writer_token", {**registration, "p_created_by": "t"})
+    sample["headers"]["Authorization"] = f"Bearer {minted.token}"
+    sample["requestContext"]["requestId"] += "-2"  # another request (a retried one is recorded once)
+    answer = authorizer.lambda_handler(sample, FakeLambdaContext(function_name="authorizer"))
+    assert answer["policyDocument"]["Statement"][0]["Resource"] == [
+        "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/v1/POST/events"
+    ]
+    assert [(r["principal"], r["action"]) for r in access_records(db)] == [
+        ("anonymous", "audit_access_refused"),
+        ("writer:sample", "audit_access_refused"),
+    ]
+    authorizer.verifier.cache_clear()

@@ -58,9 +58,7 @@ def _argument_types(conn: psycopg.Connection[Any], schema: str, function: str) -
     return dict(zip(names or [], types, strict=False))
 
 
-def _caller(
-    headers: dict[str, str], service_key: str, jwt_secret: str | None
-) -> tuple[str | None, dict[str, Any]]:
+def _caller(headers: dict[str, str], service_key: str, jwt_secret: str | None) -> tuple[str | None, dict[str, Any]]:
     """The database role and claims of a request: the service key, or a verified user token."""
     if headers.get("apikey") != service_key:
         return None, {}
