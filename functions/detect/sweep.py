@@ -3,7 +3,9 @@
 pg_net sends each database webhook once and never retries, so a dropped call would otherwise be
 a missed attack. The sweep reads the events above the watermark that are not in the detection log,
 analyses them exactly as the webhook would (idempotently), publishes any alert still queued, and
-moves the watermark. It stops before the Lambda timeout and continues on the next run.
+moves the watermark. It stops before the Lambda timeout and continues on the next run. First it
+copies into the chain any retention policy change or legal hold made in SQL since the last run
+(`audit_common.admin_changes`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from audit_common.admin_changes import chain_admin_changes
 from audit_common.db import Transport, get_transport
 from audit_common.observability import logger, metrics, tracer
 from audit_common.scheduled import require_action
@@ -27,6 +30,7 @@ from detect.publish import AlertPublisher
 class SweepResult(BaseModel):
     """What one sweep did."""
 
+    admin_changes_chained: int = 0
     analysed: int
     alerts_created: int
     published: int
@@ -36,8 +40,10 @@ class SweepResult(BaseModel):
 
 
 def sweep(transport: Transport, publisher: AlertPublisher | None, *, batch: int, budget_seconds: float) -> SweepResult:
-    """Analyse the backlog in batches until it is empty or the time budget is spent."""
+    """Chain the administrators' changes made in SQL, then analyse the backlog in batches until it is
+    empty or the time budget is spent."""
     deadline = time.monotonic() + budget_seconds
+    admin_changes = chain_admin_changes(transport)
     analysed = created = published = 0
     watermark = head = 0
     complete = False
@@ -59,6 +65,7 @@ def sweep(transport: Transport, publisher: AlertPublisher | None, *, batch: int,
         sent, _failed = engine.publish_pending(transport, publisher)
         published += sent
     return SweepResult(
+        admin_changes_chained=admin_changes,
         analysed=analysed,
         alerts_created=created,
         published=published,

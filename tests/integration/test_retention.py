@@ -238,6 +238,8 @@ class TestPolicies:
             " where scope_value = 'pci_dss' order by change_id desc limit 1",
         )
         assert change == (365, 200, "QSA-approved compensating control, ticket SEC-41", "ciso@example.com")
+        # one change, one row (the upsert once also logged a phantom insert)
+        assert one(db, "select count(*) from audit.retention_policy_changes where scope_value = 'pci_dss'") == (1,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             db.execute("delete from audit.retention_policy_changes")
 
