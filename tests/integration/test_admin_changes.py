@@ -52,8 +52,11 @@ def test_policy_changes_and_holds_are_chained_once_with_who_made_them(
     second = sweep(transport, None, batch=100, budget_seconds=30)
     assert second.admin_changes_chained == 1
     assert chained(db)[-1] == ("legal_hold_released", "admin:erin", f"legal-hold-{hold_id}-released")
-    # the chained changes are analysed like any event: the watermark reaches them
+    # the chained changes are analysed like any event: the watermark reaches them, and the
+    # dashboard's rollups are kept warm up to the head
     assert second.watermark == second.head_seq == 3
+    assert second.analytics_rolled_up_seq == 3
+    assert db.execute("select rolled_up_seq from audit.analytics_state").fetchone() == (3,)
 
     assert sweep(transport, None, batch=100, budget_seconds=30).admin_changes_chained == 0
     assert len(chained(db)) == 3
