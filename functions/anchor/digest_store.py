@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from audit_common.aws_config import aws_config
 from audit_common.integrity.digest import DIGEST_CONTENT_TYPE, SIGNATURE_METADATA_KEY
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class DigestStore:
             return self._client_override
         import boto3
 
-        return boto3.client("s3")
+        return boto3.client("s3", config=aws_config())
 
     def get(self, key: str) -> StoredDigest | None:
         """The digest object at ``key`` with its metadata signature, or None when there is none."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from audit_common.aws_config import aws_config
 from audit_common.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class KmsSigner:
             return self._client_override
         import boto3
 
-        return boto3.client("kms")
+        return boto3.client("kms", config=aws_config())
 
     def _public_key(self, key_id: str) -> tuple[str, bytes, list[str]]:
         if key_id not in self._public_keys:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from audit_common.api import AlertOut
+from audit_common.aws_config import aws_config
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -65,13 +66,13 @@ class AlertPublisher:
     def _events(self) -> EventBridgeClient:
         import boto3
 
-        return boto3.client("events")
+        return boto3.client("events", config=aws_config())
 
     @cached_property
     def _sns(self) -> SNSClient:
         import boto3
 
-        return boto3.client("sns")
+        return boto3.client("sns", config=aws_config())
 
     def publish(self, alert: AlertOut) -> None:
         """Send one alert; raises when AWS refuses it (the caller keeps it queued)."""

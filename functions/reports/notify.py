@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Final
 
+from audit_common.aws_config import aws_config
 from audit_common.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class ReportPublisher:
     def _events(self) -> EventBridgeClient:
         import boto3
 
-        return boto3.client("events")
+        return boto3.client("events", config=aws_config())
 
     def report_ready(self, report: ReportOut) -> None:
         """One event: the report's record and its presigned links; raises when EventBridge refuses it."""

@@ -16,6 +16,8 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
+from audit_common.aws_config import aws_config
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -65,10 +67,9 @@ class ReportStore:
     @cached_property
     def _s3(self) -> S3Client:
         import boto3
-        from botocore.config import Config
 
         # SigV4 explicitly: S3 refuses other signatures for SSE-KMS objects.
-        return boto3.client("s3", config=Config(signature_version="s3v4"))
+        return boto3.client("s3", config=aws_config(signature_version="s3v4"))
 
     def _encryption(self) -> dict[str, str]:
         if self.kms_key_id:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from audit_common.aws_config import aws_config
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -54,7 +56,7 @@ class Archiver:
     def _s3(self) -> S3Client:
         import boto3
 
-        return boto3.client("s3")
+        return boto3.client("s3", config=aws_config())
 
     def put_batch(self, run_id: str, as_of: datetime, rows: list[dict[str, Any]]) -> ArchivedBatch:
         """Upload one batch and its manifest under Object Lock COMPLIANCE, then verify the upload.

@@ -9,6 +9,7 @@ for deployments that only hold the project URL and service role key.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -312,11 +313,18 @@ def transport_from_settings(settings: Settings) -> Transport:
     )
 
 
+@functools.cache
+def _secrets_provider() -> Any:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from audit_common.aws_config import aws_config
+
+    return SecretsProvider(boto_config=aws_config())
+
+
 def read_secret(arn: str, max_age: int) -> str:
     """A Secrets Manager string, cached by Powertools for `max_age` seconds; empty is a configuration error."""
-    from aws_lambda_powertools.utilities import parameters
-
-    value = parameters.get_secret(arn, max_age=max_age)
+    value = _secrets_provider().get(arn, max_age=max_age)
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"secret {arn} is empty or not a string")
     return value
@@ -336,8 +344,9 @@ def get_transport() -> Transport:
 
 
 def reset_transport() -> None:
-    """Forget the process-wide transport (tests, or after settings change)."""
+    """Forget the process-wide transport and secrets client (tests, or after settings change)."""
     global _transport  # noqa: PLW0603
+    _secrets_provider.cache_clear()  # its boto3 client is bound to the endpoint of its first use
     with _transport_lock:
         if _transport is not None:
             _transport.close()
