@@ -63,9 +63,16 @@ def cmd_local(args: argparse.Namespace) -> int:
     except PortInUse as exc:
         _say(f"audit-trail: {exc.strerror}")
         return EXIT_USAGE
-    print(stack.banner(), flush=True)
-    print(started_message(stack), flush=True)
-    return stack.wait()
+    try:
+        print(stack.banner(), flush=True)
+        print(started_message(stack), flush=True)
+        return stack.wait()
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C or SIGTERM after the state file said "ready" but before wait() took the signals over:
+        # stop as wait() would (left running, the API and relay threads keep the process alive).
+        _say("received a signal; stopping")
+        stack.stop()
+        return EXIT_OK
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
