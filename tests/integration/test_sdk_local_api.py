@@ -341,7 +341,7 @@ def test_seed_streaming_callbacks_and_alert_handler(api_env: str, stack: LocalSt
             )
             await logger.log_event(event)
             sent.append(event.event_id)
-        await logger.flush()
+        assert await logger.flush(timeout=60), logger.stats  # a bounded wait: a failure, not a hang
         assert await asyncio.to_thread(wait_until, lambda: bool(handled))
         await logger.close()
         return sent
