@@ -192,3 +192,26 @@ def test_every_api_event_and_schedule_of_the_real_template_is_served() -> None:
     assert {"sweep", "retention"} <= {s.action for s in schedules}
     for function in template.functions().values():
         assert (function.code_dir / function.module.replace(".", "/")).with_suffix(".py").is_file()
+
+
+@pytest.mark.parametrize("secret", [None, "a-local-jwt-secret"], ids=["no-jwt-secret", "jwt-secret"])
+def test_banner_says_how_to_get_a_token_and_sign_in(secret: str | None, tmp_path: Path) -> None:
+    """Given the real template and a stack with (or without) a local JWT secret, Then the banner names the
+    `audit-trail token` command for its data directory and the dashboard says which token signs in."""
+    from audit_trail.local.stack import LocalStack
+
+    stack = LocalStack(data_dir=tmp_path / "stack")
+    stack.template = Template(TEMPLATE, {})
+    stack.api_url = "http://127.0.0.1:3999"
+    if secret:
+        stack.local_secrets["JwtSecretArn"] = secret
+
+    hints = "\n".join(stack.token_hints())
+
+    command = f"audit-trail token --role auditor --data-dir {tmp_path / 'stack'}"
+    if secret:
+        assert command in hints
+        assert f"dashboard   http://127.0.0.1:3999/dashboard  (sign in with the token of: {command})" in hints
+    else:
+        assert "checks no access tokens yet" in hints
+        assert "audit-trail token --role writer" in hints

@@ -16,12 +16,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import jwt
 
 from audit_common.auth import SUPABASE_AUDIENCE, AuditRole, mint_writer_token
-from audit_common.db import PostgresTransport, Transport
+
+if TYPE_CHECKING:
+    from audit_common.db import Transport
 
 JWT_ROLES: Final = (AuditRole.USER, AuditRole.AUDITOR, AuditRole.ADMIN)
 """Roles whose tokens are Supabase access tokens; a writer's token is an `atw_` token instead."""
@@ -148,6 +150,9 @@ def issue_writer_token(
     """
     if expires_at is not None and expires_at.tzinfo is None:
         raise TokenError("expires_at must carry a time zone")
+    # Imported here: audit_common.db brings the functions' observability stack, which minting a JWT never needs.
+    from audit_common.db import PostgresTransport
+
     minted = mint_writer_token()
     owned = isinstance(database, str)
     transport: Transport = PostgresTransport(database, role=database_role) if isinstance(database, str) else database
