@@ -255,8 +255,10 @@ class Demo:
         if "/dashboard" in paths:
             show.fact(f"dashboard  {state['api_url']}/dashboard")
         if self.tokens.auditor:
+            # A fresh one: the story's token was minted when the stack started.
+            fresh = token_for_state(state, "auditor", email=DEMO_AUDITOR_EMAIL).token
             show.fact("           sign in with this auditor token (valid for an hour):")
-            show.fact(f"           {self.tokens.auditor}")
+            show.fact(f"           {fresh}")
             show.fact(f"           another one: {token_command}")
             auth = f'-H "Authorization: Bearer $({token_command})" '
         else:
