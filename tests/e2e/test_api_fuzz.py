@@ -91,16 +91,42 @@ def test_api_never_fails_open(method: str, path: str, fuzz_stack: RunningStack) 
 
 
 def _check(case: Any, fuzz_stack: RunningStack) -> None:
-    writes_events = case.method.upper() == "POST" and case.path == "/events"
-    before = _event_count(fuzz_stack.database_url) if writes_events else 0
+    """Call the operation twice: with the token of an allowed role (the answer must come from the
+    handler), and, when schemathesis generated an Authorization header from the bearer scheme, with that
+    header (a made-up token must be refused, 401 or 403, and store nothing)."""
+    generated = dict(case.headers or {})
     token = fuzz_stack.tokens.for_route(case.method, case.operation.path)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    trusted = {**generated}
+    if token is not None:
+        trusted["Authorization"] = f"Bearer {token}"
     webhook_secret = (fuzz_stack.state.get("secrets") or {}).get("WebhookSecretArn")
     if case.operation.path == "/webhooks/supabase" and webhook_secret:
-        headers[WEBHOOK_SECRET_HEADER] = webhook_secret  # the webhook proves itself with it, not with a token
-    response = case.call(base_url=fuzz_stack.api_url, timeout=60, headers=headers)
+        trusted[WEBHOOK_SECRET_HEADER] = webhook_secret  # the webhook proves itself with it, not with a token
+
+    response = _call(case, fuzz_stack, trusted)
+    if token is not None:
+        # The caller holds a role the route allows: a refusal would mean the fuzz stops at the authorizer.
+        assert response.status_code not in (401, 403), f"{case.method} {case.formatted_path} refused: {response.text}"
+    if token is not None and generated.get("Authorization", trusted["Authorization"]) != trusted["Authorization"]:
+        forged = _call(case, fuzz_stack, generated)
+        assert forged.status_code in (401, 403), (
+            f"{case.method} {case.formatted_path} with a made-up token {generated['Authorization'][:60]!r}: "
+            f"{forged.status_code} {forged.text[:300]}"
+        )
+
+
+def _call(case: Any, fuzz_stack: RunningStack, headers: dict[str, str]) -> Any:
+    """Send the case with exactly these headers; check the answer is clean; return it."""
+    writes_events = case.method.upper() == "POST" and case.path == "/events"
+    before = _event_count(fuzz_stack.database_url) if writes_events else 0
+    # Headers set on the case: schemathesis would otherwise keep the Authorization it generated.
+    case.headers = headers
+    response = case.call(base_url=fuzz_stack.api_url, timeout=60)
     text = response.text
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {text[:500]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path} (Authorization {headers.get('Authorization', '')[:80]!r}): "
+        f"{response.status_code} {text[:500]}\n--- end of the stack's log ---\n{fuzz_stack.log()[-3000:]}"
+    )
     for leak in LEAKS:
         assert leak not in text, f"{case.method} {case.formatted_path} leaks {leak!r}: {text[:500]}"
     content_type = response.headers.get("content-type") or [""]  # schemathesis: header -> list of values
@@ -115,6 +141,7 @@ def _check(case: Any, fuzz_stack: RunningStack) -> None:
             assert after == before, f"a refused POST /events stored {after - before} event(s)"
         else:
             assert after - before == response.json()["created"]
+    return response
 
 
 def test_every_operation_is_fuzzed() -> None:

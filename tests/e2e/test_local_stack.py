@@ -368,3 +368,18 @@ def test_cli_tokens_open_the_routes_of_their_role(stack: RunningStack) -> None:
         assert as_auditor.status_code == 403
         forged = writer[:-4] + ("AAAA" if not writer.endswith("AAAA") else "BBBB")
         assert api.post("/events", json=event, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the authorizer's refusal record fails validation on a NUL in the query (access_log.access_event): 500",
+)
+def test_a_made_up_token_with_a_nul_in_the_query_is_refused_not_a_500(stack: RunningStack) -> None:
+    """Given a token that does not verify and a query holding a NUL (the fuzz found it), Then 401, as for any
+    made-up token: recording the refused attempt must not turn the refusal into a gateway error."""
+    if not stack.checks_tokens:
+        pytest.skip("this template has no authorizer")
+    refused = httpx.get(f"{stack.api_url}/alerts?cursor=%00", headers={"Authorization": "Bearer x"}, timeout=30)
+
+    assert refused.status_code == 401, refused.text
