@@ -28,7 +28,7 @@ from typing import Any
 
 from audit_common.api import AlertOut
 from audit_trail.backend import Backend
-from audit_trail.errors import APIError
+from audit_trail.errors import APIError, AuthenticationError
 
 log = logging.getLogger("audit_trail")
 
@@ -169,13 +169,23 @@ class AlertPoller:
         return len(fresh)
 
     def _run(self) -> None:
+        refused = False
         while not self._stop.wait(self._interval):
             try:
                 self.poll_once()
+            except AuthenticationError as exc:
+                # A configuration error: one ERROR, not one warning per poll, until the token works again.
+                log.log(logging.DEBUG if refused else logging.ERROR, "polling alerts refused (will retry): %s", exc)
+                refused = True
+                continue
             except APIError as exc:
                 log.warning("polling alerts failed (will retry): %s", exc)
             except Exception:
                 log.exception("polling alerts failed (will retry)")
+            else:
+                if refused:
+                    log.warning("polling alerts: the API accepts our read token again")
+                refused = False
 
     def close(self) -> None:
         """Stop polling."""

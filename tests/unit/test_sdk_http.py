@@ -418,3 +418,38 @@ def test_delivery_resumes_when_the_credentials_are_accepted_again(caplog: pytest
     assert audit_logger.stats.credentials_refused is None
     assert any("accepts our credentials again" in r.getMessage() for r in caplog.records)
     audit_logger.close_sync()
+
+
+def test_alert_polling_with_a_refused_read_token_logs_one_error(caplog: pytest.LogCaptureFixture) -> None:
+    """Given a read token the API refuses, when alerts are polled many times, then one ERROR names the setting
+    (not one warning per poll), and one WARNING says so when the token is accepted again."""
+    import threading
+
+    from audit_trail.streaming import AlertPoller, CallbackDispatcher
+
+    polls: list[int] = []
+    accepted = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        polls.append(1)
+        if len(polls) <= 6:
+            return httpx.Response(401, json={"message": "Unauthorized"})
+        accepted.set()
+        return httpx.Response(200, json={"alerts": [], "next_cursor": None})
+
+    caplog.set_level("DEBUG", logger="audit_trail")
+    dispatcher = CallbackDispatcher(10)
+    poller = AlertPoller(_backend(handler, read_api_key="eyJ.expired"), dispatcher, [], interval=0.01)
+    poller.start()
+    try:
+        assert accepted.wait(30)
+    finally:
+        poller.close()
+        dispatcher.close(timeout=1)
+
+    refusals = [r for r in caplog.records if "polling alerts refused" in r.getMessage()]
+    assert [r.levelname for r in refusals][:1] == ["ERROR"]
+    assert sum(r.levelname == "ERROR" for r in refusals) == 1
+    assert len(refusals) >= 4
+    assert "AUDIT_READ_TOKEN" in refusals[0].getMessage()
+    assert any("accepts our read token again" in r.getMessage() for r in caplog.records)
