@@ -16,6 +16,8 @@ def test_the_demo_raises_the_attacks_and_catches_the_tamper(pg_admin_url: str, t
 
     text = out.getvalue()
     assert ok is True, text
+    # The story is told with the credentials real callers hold: a writer token in, an auditor's token out.
+    assert "tokens    a writer token for the app (files-web), an auditor's access token for reading" in text
     for rule in ("brute_force", "multiple_failed_logins", "data_exfiltration", "privilege_escalation"):
         assert rule in text
     assert "events valid" in text
