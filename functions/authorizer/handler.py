@@ -52,9 +52,9 @@ def verifier() -> SupabaseJwtVerifier:
 def _record_refusal(event: dict[str, Any], reason: str, principal: Principal | None = None) -> None:
     try:
         record_access(get_transport(), access_request(event), principal, refused_because=reason)
-    except AuditError as exc:
+    except (AuditError, ValueError) as exc:  # ValueError: pydantic's ValidationError, should a record not build
         # The answer is a refusal either way; failing to record it must not turn it into a 500.
-        logger.error("refused attempt not recorded", extra={"error": exc.message})
+        logger.error("refused attempt not recorded", extra={"error": str(exc)})
         metrics.add_metric(name="RefusalNotRecorded", unit="Count", value=1)
 
 

@@ -94,3 +94,31 @@ def test_a_principal_email_the_event_would_refuse_is_left_out() -> None:
         assert event.user_email is None
     kept = access_event(REQUEST, Principal(subject="u1", role=AuditRole.USER, email="u1@example.com"))
     assert kept.user_email == "u1@example.com"
+
+
+def test_whatever_the_request_holds_its_record_builds() -> None:
+    """Given a NUL in the query, path and user agent (the API fuzz sent them), a long query and a long
+    subject, then the record still builds, with U+FFFD for the NUL and long values cut."""
+    from audit_common.access_log import MAX_QUERY_PARAMETERS, AccessRequest, access_event
+    from audit_common.auth import AuditRole, Principal
+
+    nasty = AccessRequest(
+        request_id="req\x00-1",
+        method="GET",
+        path="/events/\x00x",
+        resource="/events/{event_id}",
+        query={"cursor": "\x00", "x\x00": "y" * 5000, **{f"p{n}": "v" for n in range(80)}},
+        source_ip="198.51.100.7",
+        user_agent="curl\x00/8",
+    )
+    event = access_event(nasty, Principal(subject="s" * 400, role=AuditRole.AUDITOR), refused_because="no\x00")
+    assert event.details["query"]["cursor"] == "\ufffd"
+    assert event.details["query"]["x\ufffd"] == "y" * 1000
+    assert len(event.details["query"]) == MAX_QUERY_PARAMETERS
+    assert event.details["query_parameters_left_out"] == 82 - MAX_QUERY_PARAMETERS
+    assert (event.resource_path, event.user_agent, event.details["reason"]) == (
+        "/events/\ufffdx",
+        "curl\ufffd/8",
+        "no\ufffd",
+    )
+    assert len(event.user_id) == 255

@@ -33,6 +33,17 @@ AUDIT_ACCESS_REFUSED: Final = "audit_access_refused"
 _NOT_IN_EVENT_ID: Final = re.compile(r"[^A-Za-z0-9._:-]")
 
 
+MAX_QUERY_PARAMETERS: Final = 50
+"""Query parameters kept in a record (API Gateway allows ~10 KB of query; a record stays small)."""
+
+
+def _text(value: str, limit: int) -> str:
+    # The record copies what the caller sent, and a caller can send anything: a NUL (which the event
+    # refuses, as JSONB cannot hold it) becomes U+FFFD and long values are cut, so no request can make
+    # its own record invalid, and with it the answer fail.
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
 def _ip_or_none(value: str | None) -> str | None:
     # API Gateway's test console sends "test-invoke-source-ip"; an event refuses a non-address.
     try:
@@ -65,28 +76,31 @@ def access_event(
 ) -> AuditEventIn:
     """The event recording one access to audit data (or one refused attempt)."""
     refused = refused_because is not None
+    query = list(request.query.items())
     details: dict[str, Any] = {
-        "route": f"{request.method.upper()} {request.resource}",
-        "query": dict(request.query),
+        "route": _text(f"{request.method.upper()} {request.resource}", 1000),
+        "query": {_text(key, 200): _text(value, 1000) for key, value in query[:MAX_QUERY_PARAMETERS]},
         "role": principal.role.value if principal else None,
-        "request_id": request.request_id,
+        "request_id": _text(request.request_id, 200),
         **(facts or {}),
     }
+    if len(query) > MAX_QUERY_PARAMETERS:
+        details["query_parameters_left_out"] = len(query) - MAX_QUERY_PARAMETERS
     if request.source_ip and _ip_or_none(request.source_ip) is None:
-        details["source"] = request.source_ip[:200]
-    if refused:
-        details["reason"] = refused_because
+        details["source"] = _text(request.source_ip, 200)
+    if refused_because is not None:
+        details["reason"] = _text(refused_because, 1000)
     return AuditEventIn(
         event_id=f"{'refused' if refused else action.removeprefix('audit_')}-"
         f"{_NOT_IN_EVENT_ID.sub('_', request.request_id)[:200]}",
         event_type=EventType.SECURITY_EVENT if refused else EventType.USER_ACTIVITY,
-        user_id=principal.label if principal else "anonymous",
+        user_id=_text(principal.label, 255) if principal else "anonymous",
         # The email comes from the token's claims: keep it only when the event would accept it, so a
         # claim like "" can never stop the access record (and with it the answer).
         user_email=principal.email if principal and principal.email and is_email(principal.email) else None,
         ip_address=_ip_or_none(request.source_ip),
-        user_agent=(request.user_agent or "")[:1000] or None,
-        resource_path=request.path,
+        user_agent=_text(request.user_agent or "", 1000) or None,
+        resource_path=_text(request.path, 4096),
         action=AUDIT_ACCESS_REFUSED if refused else action,
         status=EventStatus.FAILURE if refused else EventStatus.SUCCESS,
         details=details,
