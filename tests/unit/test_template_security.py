@@ -272,6 +272,16 @@ def test_gateway_refusals_use_the_error_envelope_and_401_challenges_for_a_bearer
         assert header == "'application/json'", name
 
 
+def test_an_authorizer_that_cannot_reach_the_database_is_a_503_to_retry() -> None:
+    """Given the authorizer failing (writer tokens live in the database, which is down), Then API Gateway
+    answers 503 with Retry-After and the envelope, like the functions' own outage answer, not a bare 500."""
+    failure = _rest_api_body()["x-amazon-apigateway-gateway-responses"]["AUTHORIZER_FAILURE"]
+    assert failure["statusCode"] == "503"
+    assert failure["responseParameters"]["gatewayresponse.header.Retry-After"] == "'5'"
+    body = json.loads(failure["responseTemplates"]["application/json"])
+    assert body["error"]["code"] == "service_unavailable"
+
+
 # -- limits --------------------------------------------------------------------------------------------
 
 

@@ -33,9 +33,15 @@ Log = Callable[[str], None]
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    return Response(
+    response = Response(
         orjson.dumps({"error": {"code": code, "message": message}}), status=status, mimetype="application/json"
     )
+    # As the template's gateway responses: 401 says how to authenticate (RFC 6750), 503 when to retry.
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    elif status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
 
 
 def proxy_event(request: Request, route: Route, path_parameters: dict[str, str]) -> dict[str, Any]:
@@ -210,7 +216,8 @@ class LocalApi:
             if str(exc) == "Unauthorized":  # the one message API Gateway turns into 401
                 return _error(401, "UNAUTHORIZED", "Unauthorized")
             self._log(f"{authorizer.function} raised:\n{traceback.format_exc()}")
-            return _error(500, "AUTHORIZER_FAILURE", "Authorizer error")
+            # template.yaml maps AUTHORIZER_FAILURE to 503 (the database behind writer tokens is down)
+            return _error(503, "service_unavailable", "authentication is unavailable; retry later")
         if policy_effect(answer.get("policyDocument") if isinstance(answer, dict) else None, method_arn) != "Allow":
             return _error(403, "ACCESS_DENIED", "User is not authorized to access this resource")
         # REST APIs hand the authorizer's context to the function as strings, beside the principal id.
