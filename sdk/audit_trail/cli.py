@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 import orjson
@@ -184,6 +185,67 @@ def cmd_webhook(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _writer_transport(args: argparse.Namespace) -> PostgresTransport:
+    return PostgresTransport(_database_url(args), role=args.database_role)
+
+
+def cmd_writers_issue(args: argparse.Namespace) -> int:
+    """Register a new writer token (only its SHA-256 is stored) and print it, once."""
+    from audit_common.auth import writer_usage_key
+    from audit_trail.local.tokens import issue_writer_token
+
+    expires_at = datetime.now(UTC) + timedelta(days=args.days) if args.days else None
+    transport = _writer_transport(args)
+    try:
+        token = issue_writer_token(transport, args.name, created_by=args.by, expires_at=expires_at)
+    finally:
+        transport.close()
+    token_id = token[4:16]
+    print(token)
+    print(
+        f"writer token {token_id} for {args.name!r} issued by {args.by}"
+        + (f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ", no expiry")
+        + f"; shown once. Usage plan key: {writer_usage_key(token_id)} (docs/security.md)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_writers_list(args: argparse.Namespace) -> int:
+    """Every writer token with its state (never the secret: the database does not have it)."""
+    transport = _writer_transport(args)
+    try:
+        tokens = transport.call("list_writer_tokens")
+    finally:
+        transport.close()
+    if args.json:
+        print(orjson.dumps(tokens, option=orjson.OPT_INDENT_2).decode())
+        return EXIT_OK
+    print(f"{'token id':<13} {'writer':<24} {'state':<8} {'issued':<21} {'by':<20} expires / revoked")
+    for token in tokens:
+        state = "active" if token["active"] else ("revoked" if token["revoked_at"] else "expired")
+        ended = token["revoked_at"] and f"revoked {token['revoked_at'][:19]} by {token['revoked_by']}"
+        print(
+            f"{token['token_id']:<13} {token['name'][:24]:<24} {state:<8} {token['created_at'][:19]:<21} "
+            f"{token['created_by'][:20]:<20} {ended or (token['expires_at'] or '-')[:19]}"
+        )
+    return EXIT_OK
+
+
+def cmd_writers_revoke(args: argparse.Namespace) -> int:
+    """Revoke a writer token: refused by the authorizer within its one-minute cache, kept on record."""
+    transport = _writer_transport(args)
+    try:
+        revoked = transport.call("revoke_writer_token", {"p_token_id": args.token_id, "p_revoked_by": args.by})
+    finally:
+        transport.close()
+    if revoked is None:
+        print(f"audit-trail: no writer token {args.token_id!r}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"writer token {revoked['token_id']} ({revoked['name']}) revoked by {revoked['revoked_by']}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
@@ -262,6 +324,31 @@ def build_parser() -> argparse.ArgumentParser:
     webhook.add_argument("--url", required=True, help="the detect endpoint, e.g. <ApiBaseUrl>/webhooks/supabase")
     webhook.add_argument("--timeout-ms", type=int, default=5000, help="pg_net request timeout (default 5000)")
     webhook.set_defaults(func=cmd_webhook)
+
+    writers = commands.add_parser(
+        "writers",
+        help="issue, list and revoke the tokens applications send events with",
+        description="Writer tokens (atw_<id>_<secret>) authenticate the applications that POST /events. The database "
+        "keeps only each secret's SHA-256; a token is shown once, at issue. Revoked tokens stop working within the "
+        "authorizer's one-minute cache. Issues and revocations are copied into the chain by the detect sweep.",
+    ).add_subparsers(dest="writers_command", required=True)
+    issue = writers.add_parser("issue", help="register a new writer token and print it (once)")
+    issue.add_argument("--name", required=True, help="the writer (application) the token is for, e.g. files-app")
+    issue.add_argument("--by", required=True, help="who issues it (recorded), e.g. admin:alice")
+    issue.add_argument("--days", type=int, help="expire after this many days (default: never)")
+    issue.set_defaults(func=cmd_writers_issue)
+    listing = writers.add_parser("list", help="every writer token and its state")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=cmd_writers_list)
+    revoke = writers.add_parser("revoke", help="revoke a writer token by its id (the 12 characters after atw_)")
+    revoke.add_argument("token_id")
+    revoke.add_argument("--by", required=True, help="who revokes it (recorded)")
+    revoke.set_defaults(func=cmd_writers_revoke)
+    for sub in (issue, listing, revoke):
+        sub.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")
+        sub.add_argument(
+            "--database-role", default="service_role", help="role the SQL API is called as (default: service_role)"
+        )
 
     from audit_trail.local.commands import register_local_commands
 

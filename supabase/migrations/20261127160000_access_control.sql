@@ -40,8 +40,8 @@ end
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- The audit of the audit for changes made in SQL. Retention policies and legal holds are changed
--- by administrators in the database (no API route), so no function sees them happen; they are kept
+-- The audit of the audit for changes made in SQL. Retention policies, legal holds and writer tokens
+-- are changed by administrators in the database (no API route), so no function sees them happen; they are kept
 -- in append-only tables, and the detect sweep copies each change into the chain as an event whose
 -- event_id is derived from the change (so copying twice stores it once). This lists those not yet
 -- in the chain, oldest first.
@@ -67,7 +67,19 @@ as $$
             select 'legal-hold-' || h.hold_id || '-released', 'legal_hold_released', h.released_by,
                    audit.format_timestamp(h.released_at), pg_catalog.jsonb_build_object('hold_id', h.hold_id)
               from audit.legal_holds h
-             where h.released_at is not null) changes
+             where h.released_at is not null
+            union all
+            select 'writer-token-' || t.token_id || '-issued', 'writer_token_issued', t.created_by,
+                   audit.format_timestamp(t.created_at),
+                   pg_catalog.jsonb_build_object('token_id', t.token_id, 'writer', t.name,
+                     'scopes', pg_catalog.to_jsonb(t.scopes), 'expires_at', audit.format_timestamp(t.expires_at))
+              from audit.writer_tokens t
+            union all
+            select 'writer-token-' || t.token_id || '-revoked', 'writer_token_revoked', t.revoked_by,
+                   audit.format_timestamp(t.revoked_at),
+                   pg_catalog.jsonb_build_object('token_id', t.token_id, 'writer', t.name)
+              from audit.writer_tokens t
+             where t.revoked_at is not null) changes
            where not exists (select 1 from audit.audit_events e where e.event_id = changes.event_id)
            order by changes.changed_at, changes.event_id
            limit greatest(p_limit, 1)) c

@@ -130,3 +130,38 @@ def test_token_help_names_the_roles_and_the_shell_use(capsys: pytest.CaptureFixt
     text = " ".join(capsys.readouterr().out.split())
     assert "writer (POST /events), user (own events), auditor or admin" in text
     assert "TOKEN=$(audit-trail token --role auditor)" in text
+
+
+def test_writers_issue_list_revoke_and_the_chain_records_it(
+    db_url: str, transport: PostgresTransport, db: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given an operator issuing a writer token against a real database, Then it authenticates, is listed
+    active (no secret anywhere), stops authenticating once revoked, and both acts reach the chain."""
+    from audit_common.auth import Unauthorized, writer_principal
+    from detect.sweep import sweep
+
+    assert main(["writers", "issue", "--database-url", db_url, "--name", "files-app", "--by", "admin:ops"]) == 0
+    printed = capsys.readouterr()
+    token = printed.out.strip()
+    token_id = token[4:16]
+    assert token.startswith("atw_") and f"writer-{token_id}-usage-key" in printed.err
+    assert writer_principal(token, transport).subject == "files-app"
+
+    assert main(["writers", "list", "--database-url", db_url, "--json"]) == 0
+    (listed,) = orjson.loads(capsys.readouterr().out)
+    assert (listed["token_id"], listed["name"], listed["active"]) == (token_id, "files-app", True)
+    assert token.split("_", 2)[2] not in str(listed)
+
+    assert main(["writers", "revoke", token_id, "--database-url", db_url, "--by", "admin:sec"]) == 0
+    assert "revoked by admin:sec" in capsys.readouterr().out
+    with pytest.raises(Unauthorized):
+        writer_principal(token, transport)
+    assert main(["writers", "list", "--database-url", db_url]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert main(["writers", "revoke", "nosuchtoken0", "--database-url", db_url, "--by", "admin:sec"]) == 2
+
+    sweep(transport, None, batch=100, budget_seconds=30)
+    recorded = db.execute(
+        "select action, user_id from audit.audit_events where action like 'writer_token_%' order by seq"
+    ).fetchall()
+    assert recorded == [("writer_token_issued", "admin:ops"), ("writer_token_revoked", "admin:sec")]

@@ -1,4 +1,4 @@
-"""Administrative changes made in SQL (retention policies, legal holds) copied into the chain.
+"""Administrative changes made in SQL (retention policies, legal holds, writer tokens) copied into the chain.
 
 They have no API route, so no function sees them happen; the database keeps them in append-only
 tables and `audit.unchained_admin_changes` lists those not yet chained. Each becomes an event whose
@@ -15,6 +15,13 @@ from audit_common.event_store import store_events
 from audit_common.models import AuditEventIn, EventType, SecurityLevel
 
 MAX_CHANGES_PER_CALL: Final = 500
+_RESOURCES: Final = {
+    "retention_policy_change": "/retention/policies",
+    "legal_hold_placed": "/retention/holds",
+    "legal_hold_released": "/retention/holds",
+    "writer_token_issued": "/access/writer-tokens",
+    "writer_token_revoked": "/access/writer-tokens",
+}
 
 
 def admin_change_event(change: dict[str, Any]) -> AuditEventIn:
@@ -24,7 +31,7 @@ def admin_change_event(change: dict[str, Any]) -> AuditEventIn:
         timestamp=change["changed_at"],
         event_type=EventType.SYSTEM_EVENT,
         user_id=str(change["actor"] or "unknown"),
-        resource_path="/retention/policies" if change["action"] == "retention_policy_change" else "/retention/holds",
+        resource_path=_RESOURCES[str(change["action"])],
         action=str(change["action"]),
         status="success",
         details={key: value for key, value in change["details"].items() if value is not None},
