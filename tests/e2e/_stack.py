@@ -19,10 +19,11 @@ from audit_common.access import ROUTE_ROLES
 from audit_common.auth import AuditRole
 from audit_trail.local.state import read_state
 from audit_trail.local.tokens import NoJwtSecret, token_for_state
+from tests.support.events import TRAIL_ACTIONS
 
 STARTUP_TIMEOUT = 90.0
-API_OWN_ACTIONS = ("audit_read", "audit_change", "audit_access_refused")
-"""Actions of the events the API records about its own use (audit_common.access_log): reads, changes, refusals."""
+API_OWN_ACTIONS = TRAIL_ACTIONS
+"""Actions of the events the trail records about itself (reads, changes, refusals, administrators' changes)."""
 
 
 def caller_event_count(database_url: str) -> int:

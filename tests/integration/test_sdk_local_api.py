@@ -25,6 +25,7 @@ from psycopg import sql
 
 from audit_trail.local.stack import LocalStack
 from audit_trail.local.tokens import NoJwtSecret, bearer
+from tests.support.events import TRAIL_ACTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def stack(db_url: str, tmp_path: Path) -> Iterator[LocalStack]:
 
 
 # Actions of the events the API records about its own use (reads, changes, refusals): not the app's events.
-API_OWN_ACTIONS = ["audit_read", "audit_change", "audit_access_refused"]
+API_OWN_ACTIONS = list(TRAIL_ACTIONS)
 
 
 def auditor_token(stack: LocalStack) -> str | None:

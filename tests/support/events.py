@@ -7,6 +7,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from audit_common.access_log import ACCESS_ACTIONS
+from audit_common.admin_changes import ADMIN_CHANGE_ACTIONS
+
 _TYPES = [
     "file_upload",
     "file_download",
@@ -68,14 +71,14 @@ def event_count(conn: Any) -> int:
     return int(row[0])
 
 
-ACCESS_ACTIONS = ("audit_read", "audit_change", "audit_access_refused")
-"""Actions of the events the API records about its own use (audit_common.access_log)."""
+TRAIL_ACTIONS = (*ACCESS_ACTIONS, *ADMIN_CHANGE_ACTIONS)
+"""Actions of the events the trail records about itself: the API's use, and administrators' changes made in SQL."""
 
 
 def app_event_count(conn: Any) -> int:
-    """Rows in the event table that the applications sent, leaving out the API's access records."""
+    """Rows in the event table that the applications sent, leaving out the trail's records of itself."""
     row = conn.execute(
-        "select count(*) from audit.audit_events where coalesce(action, '') <> all(%s)", (list(ACCESS_ACTIONS),)
+        "select count(*) from audit.audit_events where coalesce(action, '') <> all(%s)", (list(TRAIL_ACTIONS),)
     ).fetchone()
     return int(row[0])
 

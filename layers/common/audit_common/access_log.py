@@ -28,6 +28,8 @@ AUDIT_CHANGE: Final = "audit_change"
 """The action of a successful change made through the API (an alert acknowledged or resolved)."""
 AUDIT_ACCESS_REFUSED: Final = "audit_access_refused"
 """The action of a refused request (PCI DSS 10.2.1.4)."""
+ACCESS_ACTIONS: Final = (AUDIT_READ, AUDIT_CHANGE, AUDIT_ACCESS_REFUSED)
+"""Every action of the API's records of its own use."""
 
 
 _NOT_IN_EVENT_ID: Final = re.compile(r"[^A-Za-z0-9._:-]")

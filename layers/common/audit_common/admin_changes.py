@@ -15,13 +15,17 @@ from audit_common.event_store import store_events
 from audit_common.models import AuditEventIn, EventType, SecurityLevel
 
 MAX_CHANGES_PER_CALL: Final = 500
-_RESOURCES: Final = {
+_RESOURCES: Final[dict[str, str]] = {
     "retention_policy_change": "/retention/policies",
     "legal_hold_placed": "/retention/holds",
     "legal_hold_released": "/retention/holds",
     "writer_token_issued": "/access/writer-tokens",
     "writer_token_revoked": "/access/writer-tokens",
 }
+
+
+ADMIN_CHANGE_ACTIONS: Final = tuple(_RESOURCES)
+"""Every action of the chained administrative changes."""
 
 
 def admin_change_event(change: dict[str, Any]) -> AuditEventIn:
