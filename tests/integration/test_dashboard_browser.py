@@ -33,7 +33,7 @@ from audit_trail.local.scenario import SPRAY_IP, batches, working_day
 from audit_trail.local.stack import LocalStack
 from audit_trail.local.tokens import bearer
 from audit_trail.postgres import create_database, drop_database
-from tests.integration.test_sdk_local_api import reset_moto, wait_until
+from tests.integration.test_sdk_local_api import wait_until
 from tests.support.browser import PageLog, headless_chromium, new_logged_page
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -99,7 +99,6 @@ def seeded(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPa
     """The local stack on a fresh database, with the demo's day and attacks stored and analysed."""
     name = f"audit_dash_{uuid.uuid4().hex[:12]}"
     url = create_database(pg_server_url, name, template=template_db)
-    reset_moto()
     try:
         with LocalStack(
             database_url=url, port=0, data_dir=tmp_path_factory.mktemp("dashboard-stack"), write_state=False

@@ -30,18 +30,9 @@ from tests.support.events import TRAIL_ACTIONS
 pytestmark = pytest.mark.integration
 
 
-def reset_moto() -> None:
-    """Forget the AWS resources of a previous stack in this process: moto keeps one in-process state
-    for every server, so a second stack would find the first one's secret and bucket names taken."""
-    from moto.moto_api._internal.models import moto_api_backend
-
-    moto_api_backend.reset()
-
-
 @pytest.fixture
 def stack(db_url: str, tmp_path: Path) -> Iterator[LocalStack]:
-    """The local stack on this test's database, on free ports."""
-    reset_moto()
+    """The local stack on this test's database, on free ports (each starts from an empty moto account)."""
     with LocalStack(database_url=db_url, port=0, data_dir=tmp_path / "stack", write_state=False) as running:
         yield running
 

@@ -23,9 +23,6 @@ pytestmark = [
 @pytest.fixture
 def stack(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
     """The local stack on this test's database; the app's environment points the SDK at it."""
-    from moto.moto_api._internal.models import moto_api_backend
-
-    moto_api_backend.reset()  # moto keeps one in-process state: forget a previous stack's resources
     with LocalStack(database_url=db_url, port=0, data_dir=tmp_path / "stack", write_state=False) as running:
         monkeypatch.setenv("AUDIT_API_URL", running.api_url)
         # The app's credential: a writer token (the middleware only sends events, it never reads).

@@ -40,7 +40,15 @@ class MotoServer:
         self.endpoint = ""
 
     def start(self) -> str:
-        """Start serving; return the endpoint URL."""
+        """Start serving, from an empty AWS; return the endpoint URL.
+
+        moto keeps its state per process, not per server: a stack started after another in the same
+        process (tests, notebooks) would find the first one's buckets and secrets and fail to create its
+        own. Each stack starts from a clean account instead, as a fresh `audit-trail local` does.
+        """
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
         with _quiet_moto():
             self._server.start()
         host, port = self._server.get_host_and_port()
