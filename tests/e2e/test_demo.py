@@ -23,6 +23,12 @@ def test_the_demo_raises_the_attacks_and_catches_the_tamper(pg_admin_url: str, t
     assert "events valid" in text
     assert "was caught" in text
     assert "local stack stopped (exit status 0)" in text
+    # access control, shown with the same tokens: refusals, a user scoped to themselves, the records
+    assert "the app's writer token reads GET /events: 403" in text
+    assert "a forged token (alg: none): 401" in text
+    assert "user-007 signed in reads GET /events:" in text and "all their own" in text
+    assert "asks for user-005's events: 403 (user_id: a user may read only their own events)" in text
+    assert "3 refusals recorded" in text
     if "Anchoring the chain" in text:
         assert "1/1 digests valid" in text
         assert "the database alone cannot tell a consistent rewrite from the truth; the signed digest can" in text

@@ -298,6 +298,8 @@ class Demo:
         missing = {rule for chapter in chapters for rule in chapter.expect} - raised
         if missing:
             raise DemoFailed(f"expected alerts were not raised: {', '.join(sorted(missing))}")
+        if self.tokens.auditor is not None:
+            self._access(api, state, database_url)
 
         if ("POST", "/reports") in routes:
             self._report(api)
@@ -360,6 +362,35 @@ class Demo:
             else "UNEXPECTED: the rewrite was not told apart by the digests"
         )
         return exposed
+
+    def _access(self, api: httpx.Client, state: dict[str, Any], database_url: str) -> None:
+        """Who may read the trail, and the trail's record of every read and refusal."""
+        show = self.show
+        show.step("Access control: each role sees what it may, and every read and refusal joins the chain")
+        as_writer = api.get("/events", headers=self.tokens.write)
+        show.fact(f"the app's writer token reads GET /events: {as_writer.status_code} ({_error_message(as_writer)})")
+        forged = api.get("/events", headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30."})
+        show.fact(f"a forged token (alg: none): {forged.status_code} ({_error_message(forged)})")
+        insider = "user-007"
+        user = bearer(token_for_state(state, "user", insider).token)
+        own = api.get("/events", params={"limit": 1000}, headers=user).raise_for_status().json()["events"]
+        others = {event["user_id"] for event in own} - {insider}
+        show.fact(f"{insider} signed in reads GET /events: {len(own)} events, all their own" + (
+            "" if not others else f" (and {sorted(others)}!)"))  # fmt: skip
+        if others or as_writer.status_code != 403 or forged.status_code != 401:
+            raise DemoFailed("access control let through what it should have refused")
+        peek = api.get("/events", params={"user_id": "user-005"}, headers=user)
+        show.fact(f"{insider} asks for user-005's events: {peek.status_code} ({_error_message(peek)})")
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "select action, count(*) from audit.audit_events"
+                " where action in ('audit_read', 'audit_access_refused') group by action order by action"
+            ).fetchall()
+        counts = {str(action): int(n) for action, n in rows}
+        show.fact(
+            f"in the chain: {counts.get('audit_read', 0)} reads and {counts.get('audit_access_refused', 0)} refusals"
+            " recorded with who, what and from where (PCI DSS 10.2.1.3, 10.2.1.4)"
+        )
 
     def _ingest(self, api: httpx.Client, chapters: list[Chapter]) -> int:
         total = 0
@@ -470,6 +501,13 @@ def rewrite_chain(database_url: str, seq: int) -> None:
                 """,
                 {"seq": seq},
             )
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.reason_phrase
 
 
 def _first_line(text: str) -> str:
