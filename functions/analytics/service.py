@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from pydantic_core import PydanticCustomError
+
 from analytics.config import AnalyticsSettings
 from analytics.model import AnalyticsOut
 from audit_common.db import Transport
 from audit_common.errors import InvalidInput
+from audit_common.models import to_utc
 from audit_common.validation import invalid_input
 
 BUCKETS: Final[dict[str, int]] = {
@@ -59,8 +62,13 @@ def resolve_period(
     """Fill in the defaults (the last `default_period_hours` up to now; the smallest bucket giving at
     most `target_buckets`), then refuse what cannot be answered, naming the query parameter."""
     now = now or datetime.now(UTC)
-    end = end or now
-    start = start or end - timedelta(hours=settings.default_period_hours)
+    end = _utc(end or now, "to")
+    if start is None:
+        try:
+            start = end - timedelta(hours=settings.default_period_hours)
+        except OverflowError:  # `to` in the first hours of year 1: no default period ends then
+            raise _refuse("to", "too early for the default period; give from as well") from None
+    start = _utc(start, "from")
     if end <= start:
         raise _refuse("to", "must be after from")
     span = (end - start).total_seconds()
@@ -77,7 +85,14 @@ def resolve_period(
         hint = f"; choose {fits[0]} or larger" if fits else ""
         limit = settings.max_buckets
         raise _refuse("bucket", f"{bucket} gives {buckets} buckets for this period; at most {limit}{hint}")
-    return Period(start=start.astimezone(UTC), end=end.astimezone(UTC), bucket=bucket)
+    return Period(start=start, end=end, bucket=bucket)
+
+
+def _utc(value: datetime, field: str) -> datetime:
+    try:
+        return to_utc(value)
+    except PydanticCustomError as refused:
+        raise _refuse(field, refused.message()) from None
 
 
 class AnalyticsService:

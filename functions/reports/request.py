@@ -9,6 +9,7 @@ from typing import Annotated, Final, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from audit_common.errors import FieldError
+from audit_common.models import to_utc
 from audit_common.validation import invalid_input
 from reports.model import Standard
 
@@ -18,7 +19,7 @@ ACTION: Final = "scheduled_report"
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    return to_utc(value)
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]

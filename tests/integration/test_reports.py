@@ -445,6 +445,9 @@ def test_empty_period_is_a_valid_report_that_says_so(reports_env: str) -> None:
         ),
         ({"standard": "sox", "start": "2026-11-01T00:00:00", "end": "2026-11-02T00:00:00Z"}, "start"),
         ({"standard": "sox", "start": "2026-11-01T00:00:00Z"}, "end"),
+        # the calendar's edges with an offset have no UTC equivalent (found by the API fuzz: they were 500s)
+        ({"standard": "sox", "start": "0001-01-01T00:00:00+05:00", "end": "2026-11-02T00:00:00Z"}, "start"),
+        ({"standard": "sox", "start": "2026-11-01T00:00:00Z", "end": "9999-12-31T23:59:59-05:00"}, "end"),
     ],
 )
 def test_bad_requests_get_422_and_write_nothing(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -64,9 +64,27 @@ def test_times_are_kept_in_utc() -> None:
             "8640 buckets for this period; at most 1000; choose 1h or larger",
         ),
         (NOW - timedelta(hours=1), NOW, "2m", "bucket", "must be one of 5m, 15m"),
+        # the calendar's edges (found by the API fuzz: they were 500s)
+        (None, datetime(1, 1, 1, tzinfo=UTC), None, "to", "too early for the default period"),
+        (
+            datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+            NOW,
+            None,
+            "from",
+            "outside the years 1 to 9999",
+        ),
+        (
+            NOW,
+            datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5))),
+            None,
+            "to",
+            "outside the years 1 to 9999",
+        ),
     ],
 )
-def test_refusals_name_the_field(start: datetime, end: datetime, bucket: str | None, field: str, message: str) -> None:
+def test_refusals_name_the_field(
+    start: datetime | None, end: datetime, bucket: str | None, field: str, message: str
+) -> None:
     """Given a period that cannot be answered, then InvalidInput names the query parameter and why."""
     with pytest.raises(InvalidInput) as refused:
         resolve_period(start, end, bucket, SETTINGS, now=NOW)

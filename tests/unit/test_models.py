@@ -70,6 +70,16 @@ def test_ip_addresses_are_stored_in_canonical_form(given: str, stored: str) -> N
     assert AuditEventIn.model_validate(make_event(0, ip_address=given)).ip_address == stored
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_a_timestamp_with_no_utc_equivalent_is_refused_by_name(moment: str) -> None:
+    """Given a time at the calendar's edge whose offset takes it outside years 1..9999 in UTC (the API fuzz
+    found this a 500), When validated, Then a validation error names the timestamp."""
+    with pytest.raises(ValidationError) as refused:
+        AuditEventIn.model_validate(make_event(0, timestamp=moment))
+    (error,) = refused.value.errors()
+    assert (error["loc"], error["type"]) == (("timestamp",), "timestamp_range")
+
+
 def test_timestamp_in_another_zone_is_converted_to_utc() -> None:
     """Given a +02:00 timestamp, When validated, Then it is the same instant in UTC."""
     event = AuditEventIn.model_validate(make_event(0, timestamp="2026-11-27T10:00:00.5+02:00"))

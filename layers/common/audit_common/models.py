@@ -129,10 +129,19 @@ def _require_timestamp_text(value: Any) -> Any:
     raise PydanticCustomError("timestamp_type", "must be an RFC 3339 date-time string, e.g. 2026-11-27T08:00:00Z")
 
 
+def to_utc(value: datetime) -> datetime:
+    """`value` in UTC; a time at the calendar's edge with an offset (0001-01-01T00:00:00+05:00) has no
+    UTC equivalent in Python, and is refused as a validation error naming the field (not an OverflowError)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("timestamp_range", "is outside the years 1 to 9999 once converted to UTC") from None
+
+
 def _check_timestamp(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise PydanticCustomError("timestamp_zone", "must include a time zone offset or Z")
-    value = value.astimezone(UTC)
+    value = to_utc(value)
     if value > datetime.now(UTC) + MAX_FUTURE_SKEW:
         raise PydanticCustomError("timestamp_future", "is more than 5 minutes in the future")
     return value
