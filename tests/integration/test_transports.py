@@ -93,7 +93,10 @@ class TestPostgresTransport:
     ) -> None:
         """Given a warm connection killed by the server, When the next call comes, Then it reconnects and succeeds."""
         transport.call("chain_state", {"p_before_seq": 1})
-        db.execute("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'audit-trail'")
+        db.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where application_name = 'audit-trail' and datname = current_database()"  # not other tests' sessions
+        )
 
         state = transport.call("chain_state", {"p_before_seq": 1})
 
@@ -105,7 +108,10 @@ class TestPostgresTransport:
         """Given a committed batch, When the call is retried (lost answer), Then nothing is stored twice."""
         payload = [sealed(n) for n in range(5)]
         transport.call("ingest_events", {"p_events": payload})
-        db.execute("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'audit-trail'")
+        db.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where application_name = 'audit-trail' and datname = current_database()"  # not other tests' sessions
+        )
 
         retried = transport.call("ingest_events", {"p_events": payload})
 
