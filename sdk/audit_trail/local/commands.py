@@ -31,6 +31,18 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _take_signals() -> None:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM unwinds, from the first moment.
+
+    A process started in the background by a non-interactive shell (CI scripts, `make ... &`,
+    pytest-xdist workers) inherits SIGINT as *ignored*, and Python then installs no handler of its
+    own: a Ctrl-C sent before `LocalStack.wait()` took the signals over was silently lost, and the
+    stack ran on (seen as a flaky e2e test that hung in CI).
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+
+
 def _quiet_pgserver() -> None:
     # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless noise.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
@@ -51,7 +63,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         parameters=parameters,
     )
-    signal.signal(signal.SIGTERM, _terminate)
+    _take_signals()
     _quiet_pgserver()
     _say("audit-trail local: starting (database, migrations, AWS on moto, functions, webhook relay)")
     stack = LocalStack(config, log=(lambda line: None) if args.quiet else _say)
@@ -63,13 +75,16 @@ def cmd_local(args: argparse.Namespace) -> int:
     except PortInUse as exc:
         _say(f"audit-trail: {exc.strerror}")
         return EXIT_USAGE
-    try:
+
+    def announce() -> None:
         print(stack.banner(), flush=True)
         print(started_message(stack), flush=True)
-        return stack.wait()
+
+    try:
+        return stack.wait(on_ready=announce)
     except (KeyboardInterrupt, SystemExit):
-        # Ctrl-C or SIGTERM after the state file said "ready" but before wait() took the signals over:
-        # stop as wait() would (left running, the API and relay threads keep the process alive).
+        # Ctrl-C or SIGTERM in the instant between the state file saying "ready" and wait() taking the
+        # signals over: stop as wait() would (left running, the API and relay threads keep the process alive).
         _say("received a signal; stopping")
         stack.stop()
         return EXIT_OK
@@ -131,7 +146,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _quiet_pgserver()
     # SIGTERM unwinds like Ctrl-C: the child stack is stopped and the demo database dropped.
-    signal.signal(signal.SIGTERM, _terminate)
+    _take_signals()
 
     options = DemoOptions(
         day_events=args.events,

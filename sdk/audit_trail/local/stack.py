@@ -11,6 +11,7 @@ read their settings from the process environment, so one process runs one stack 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -147,6 +148,9 @@ class LocalStack:
         self._relay.start()
         # Events stored while no stack was listening (a restart on a kept database) were announced to
         # nobody: the sweep analyses them, in the background so that startup does not wait for it.
+        # Its code is imported here, not in the thread: an import running in another thread when a
+        # signal interrupts the main thread can leave importlib's locks held, and the stack hanging.
+        self._warm_sweep()
         self._startup_sweep = threading.Thread(target=self._sweep, args=("startup",), name="sweep", daemon=True)
         self._startup_sweep.start()
         if config.write_state:
@@ -193,8 +197,12 @@ class LocalStack:
         self._api = ApiServer(self._api.app, self.config.host, port)
         self._api.start()
 
-    def wait(self) -> int:
-        """Block until SIGINT or SIGTERM (main thread only), then stop; the exit status to return."""
+    def wait(self, on_ready: Callable[[], None] | None = None) -> int:
+        """Block until SIGINT or SIGTERM (main thread only), then stop; the exit status to return.
+
+        `on_ready` runs once the signals are taken over (printing the banner, say), so a signal that
+        arrives meanwhile stops the stack the same orderly way instead of interrupting it mid-work.
+        """
         received: list[int] = []
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -204,6 +212,8 @@ class LocalStack:
         stop = threading.Event()
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if on_ready is not None:
+                on_ready()
             while not stop.wait(0.5):
                 pass
         finally:
@@ -290,6 +300,12 @@ class LocalStack:
 
     def _sweep_after_reconnect(self) -> None:
         self._sweep("reconnect")
+
+    def _warm_sweep(self) -> None:
+        if self.runtime is None:
+            return
+        with contextlib.suppress(LookupError):  # a template without a sweep schedule
+            self.runtime.handler(self.runtime.schedule("sweep").function)
 
     def _sweep(self, why: str) -> None:
         """Run the detection sweep once, if the template has one; never raise (it is a safety net)."""
