@@ -22,7 +22,7 @@ from audit_common.access_log import record_access
 from audit_common.auth import Forbidden, Principal, SupabaseJwtVerifier, Unauthorized, authenticate
 from audit_common.db import get_transport, read_secret
 from audit_common.errors import AuditError, ConfigurationError
-from audit_common.guard import access_request
+from audit_common.guard import access_request, request_route
 from audit_common.headers import header
 from audit_common.observability import logger, metrics
 from audit_common.settings import Settings, get_settings
@@ -77,7 +77,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return deny("anonymous", method_arn)
     logger.info("request authenticated", extra={"principal": principal.label, "resource": event.get("resource")})
     try:
-        authorize(principal, str(event.get("httpMethod") or ""), str(event.get("resource") or ""))
+        authorize(principal, *request_route(event))
     except Forbidden as refused:
         # The policy below does not list this route, so API Gateway answers 403; record the attempt
         # now, since the function behind the route never sees it. (Later attempts with the same token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import cache
 from typing import Annotated, Literal
 from uuid import UUID
@@ -11,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
 from audit_common.api import AlertOut, AlertPage, AlertUpdate
-from audit_common.db import get_transport
+from audit_common.db import get_transport, read_secret
 from audit_common.errors import ConfigurationError
 from audit_common.guard import caller
 from audit_common.http import ERROR_RESPONSES, JsonBody, api_lambda_handler, create_resolver
@@ -38,11 +39,9 @@ def webhook_secret() -> str:
     """The shared secret: from Secrets Manager in Lambda (cached by Powertools), or local settings."""
     settings = get_settings()
     if settings.webhook_secret_arn:
-        from aws_lambda_powertools.utilities import parameters
-
-        value = parameters.get_secret(settings.webhook_secret_arn, max_age=settings.secret_max_age_seconds)
-        if isinstance(value, str) and value:
-            return value
+        # An empty secret falls back to the local setting below, then fails closed.
+        with contextlib.suppress(ConfigurationError):
+            return read_secret(settings.webhook_secret_arn, settings.secret_max_age_seconds)
     if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value():
         return settings.webhook_secret.get_secret_value()
     # Fail closed: without a secret nobody can be told apart from the database.

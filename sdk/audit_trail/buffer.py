@@ -123,10 +123,7 @@ class EventBuffer:
                 return False
             if self.refused is not None:
                 # Waiting cannot help until someone fixes the token: do not stall the application.
-                raise BufferFullError(
-                    f"the audit buffer is full ({self.limit} events) because the API refuses our credentials "
-                    f"({self.refused}); event {event.event_id} was not kept"
-                ) from self.refused
+                raise self._full_while_refused(event)
             if not self.cond.wait_for(
                 lambda: len(self._events) < self.limit or self.closed or self.refused is not None, self.block_timeout
             ):
@@ -137,12 +134,17 @@ class EventBuffer:
             if self.closed:
                 raise LoggerClosedError("the audit logger closed while waiting for room")
             if len(self._events) >= self.limit:
-                raise BufferFullError(
-                    f"the audit buffer is full ({self.limit} events) because the API refuses our credentials "
-                    f"({self.refused}); event {event.event_id} was not kept"
-                ) from self.refused
+                raise self._full_while_refused(event)
             self._accept(event)
             return True
+
+    def _full_while_refused(self, event: AuditEventIn) -> BufferFullError:
+        error = BufferFullError(
+            f"the audit buffer is full ({self.limit} events) because the API refuses our credentials "
+            f"({self.refused}); event {event.event_id} was not kept"
+        )
+        error.__cause__ = self.refused
+        return error
 
     def _accept(self, event: AuditEventIn) -> None:
         self._events.append(event)

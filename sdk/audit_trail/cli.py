@@ -191,7 +191,7 @@ def _writer_transport(args: argparse.Namespace) -> PostgresTransport:
 
 def cmd_writers_issue(args: argparse.Namespace) -> int:
     """Register a new writer token (only its SHA-256 is stored) and print it, once."""
-    from audit_common.auth import writer_usage_key
+    from audit_common.auth import parse_writer_token, writer_usage_key
     from audit_trail.local.tokens import issue_writer_token
 
     expires_at = datetime.now(UTC) + timedelta(days=args.days) if args.days else None
@@ -200,7 +200,7 @@ def cmd_writers_issue(args: argparse.Namespace) -> int:
         token = issue_writer_token(transport, args.name, created_by=args.by, expires_at=expires_at)
     finally:
         transport.close()
-    token_id = token[4:16]
+    token_id, _ = parse_writer_token(token)
     print(token)
     print(
         f"writer token {token_id} for {args.name!r} issued by {args.by}"

@@ -135,15 +135,9 @@ class PostgresTransport:
         claims, exactly as PostgREST runs a request carrying the user's JWT: RLS applies."""
         query, params = self._statement(function, args or {})
         claims = _orjson_dumps(user.claims)
-
-        def execute(conn: psycopg.Connection[Any]) -> Any:
-            with conn.transaction():
-                conn.execute(sql.SQL("set local role {}").format(sql.Identifier(AUTHENTICATED_ROLE)))
-                conn.execute("select pg_catalog.set_config('request.jwt.claims', %s, true)", (claims,))
-                row = conn.execute(query, params).fetchone()
-            return None if row is None else row[0]
-
-        return self._run(function, execute)
+        return self._run(
+            function, lambda conn: self._execute(conn, query, params, role=AUTHENTICATED_ROLE, claims=claims)
+        )
 
     def _run(self, function: str, operation: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         with self._lock:
@@ -183,12 +177,24 @@ class PostgresTransport:
         }
         return query, params
 
-    def _execute(self, conn: psycopg.Connection[Any], query: sql.Composed, params: dict[str, Any]) -> Any:
-        if self._role is None:
+    def _execute(
+        self,
+        conn: psycopg.Connection[Any],
+        query: sql.Composed,
+        params: dict[str, Any],
+        *,
+        role: str | None = None,
+        claims: str | None = None,
+    ) -> Any:
+        """One statement; under `role` (default: the configured one) and JWT `claims`, in a short transaction."""
+        role = role or self._role
+        if role is None:
             row = conn.execute(query, params).fetchone()
         else:
             with conn.transaction():
-                conn.execute(sql.SQL("set local role {}").format(sql.Identifier(self._role)))
+                conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+                if claims is not None:
+                    conn.execute("select pg_catalog.set_config('request.jwt.claims', %s, true)", (claims,))
                 row = conn.execute(query, params).fetchone()
         return None if row is None else row[0]
 

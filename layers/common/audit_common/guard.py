@@ -33,7 +33,8 @@ SELF_RECORDED: Final[Mapping[tuple[str, str], str]] = {
 """Authenticated routes whose service writes its own, richer chain event; recording again would double it."""
 
 
-def _route(event: Mapping[str, Any]) -> tuple[str, str]:
+def request_route(event: Mapping[str, Any]) -> tuple[str, str]:
+    """(METHOD, API Gateway resource path) of a proxy or REQUEST-authorizer event."""
     context = event.get("requestContext") or {}
     method = str(event.get("httpMethod") or context.get("httpMethod") or "").upper()
     return method, str(event.get("resource") or context.get("resourcePath") or "")
@@ -57,7 +58,7 @@ def access_request(event: Mapping[str, Any]) -> AccessRequest:
     """What the access record says about the request."""
     context = event.get("requestContext") or {}
     identity = context.get("identity") or {}
-    method, resource = _route(event)
+    method, resource = request_route(event)
     return AccessRequest(
         request_id=str(context.get("requestId") or "unknown"),
         method=method,
@@ -76,7 +77,7 @@ def admit(event: Mapping[str, Any], transport: Transport | None = None) -> Princ
     A refusal is recorded in the chain, then raised (401 without a principal, 403 for a role the
     route does not admit).
     """
-    method, resource = _route(event)
+    method, resource = request_route(event)
     if (method, resource) in UNAUTHENTICATED_ROUTES:
         return None
     principal = request_principal(event)
@@ -97,7 +98,7 @@ def record_answer(
 
     Other errors (404, 422, 5xx) served no audit data and are in the access log, not the chain.
     """
-    method, resource = _route(event)
+    method, resource = request_route(event)
     request = access_request(event)
     if status == 403:
         record_access(transport or get_transport(), request, principal, refused_because=_message(body))
