@@ -19,22 +19,17 @@ from audit_common.access import ROUTE_ROLES
 from audit_common.auth import AuditRole
 from audit_trail.local.state import read_state
 from audit_trail.local.tokens import NoJwtSecret, token_for_state
-from tests.support.events import TRAIL_ACTIONS
+from tests.support.events import app_event_count
 
 STARTUP_TIMEOUT = 90.0
-API_OWN_ACTIONS = TRAIL_ACTIONS
-"""Actions of the events the trail records about itself (reads, changes, refusals, administrators' changes)."""
 
 
 def caller_event_count(database_url: str) -> int:
-    """Events in the chain that callers sent (the API's own records of reads and refusals left out)."""
+    """Events in the chain that callers sent (the trail's records of itself left out)."""
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "select count(*) from audit.audit_events where action <> all(%s)", (list(API_OWN_ACTIONS),)
-        ).fetchone()
-    return int(row[0]) if row else 0
+        return app_event_count(conn)
 
 
 def chain_length(database_url: str) -> int:

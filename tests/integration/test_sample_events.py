@@ -160,7 +160,7 @@ AUTHORIZER_EVENTS = EVENTS.parent / "authorizer"
 def test_authorizer_sample_event(configured: str, monkeypatch: pytest.MonkeyPatch, db: psycopg.Connection[Any]) -> None:
     """Given the sample REQUEST event with a placeholder token, then 401 and the attempt recorded; with a
     real writer token in its place, a policy allowing only POST /events, and the GET attempt recorded."""
-    from audit_common.auth import mint_writer_token
+    from audit_trail.local.tokens import issue_writer_token
     from authorizer import handler as authorizer
 
     monkeypatch.setenv("AUDIT_JWT_SECRET", "sample-event-jwt-secret-0123456789abcdef")
@@ -170,10 +170,8 @@ def test_authorizer_sample_event(configured: str, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorizer.lambda_handler(sample, FakeLambdaContext(function_name="authorizer"))
 
-    minted = mint_writer_token()
-    registration = {"p_token_id": minted.token_id, "p_name": "sample", "p_secret_sha256": minted.secret_sha256}
-    PostgresTransport(configured, role="service_role").call("issue_writer_token", {**registration, "p_created_by": "t"})
-    sample["headers"]["Authorization"] = f"Bearer {minted.token}"
+    token = issue_writer_token(configured, "sample", created_by="t")
+    sample["headers"]["Authorization"] = f"Bearer {token}"
     sample["requestContext"]["requestId"] += "-2"  # another request (a retried one is recorded once)
     answer = authorizer.lambda_handler(sample, FakeLambdaContext(function_name="authorizer"))
     assert answer["policyDocument"]["Statement"][0]["Resource"] == [

@@ -37,10 +37,6 @@ def stack(db_url: str, tmp_path: Path) -> Iterator[LocalStack]:
         yield running
 
 
-# Actions of the events the API records about its own use (reads, changes, refusals): not the app's events.
-API_OWN_ACTIONS = list(TRAIL_ACTIONS)
-
-
 def auditor_token(stack: LocalStack) -> str | None:
     """An auditor's access token for the stack; None while its template checks no access tokens."""
     try:
@@ -84,7 +80,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
 def stored_ids(db: psycopg.Connection[Any]) -> list[str]:
     """Every event_id the apps stored, in chain order (the API's records of its own use left out)."""
     query = "select event_id from audit.audit_events where action <> all(%s) order by seq"
-    return [row[0] for row in db.execute(query, (API_OWN_ACTIONS,)).fetchall()]
+    return [row[0] for row in db.execute(query, (list(TRAIL_ACTIONS),)).fetchall()]
 
 
 def chain_is_valid(stack: LocalStack) -> bool:
@@ -143,7 +139,7 @@ def test_seed_basic_usage(api_env: str, stack: LocalStack, db: psycopg.Connectio
     row = db.execute(
         "select event_type, user_id, security_level, compliance_tags, details from audit.audit_events"
         " where action <> all(%s)",
-        (API_OWN_ACTIONS,),
+        (list(TRAIL_ACTIONS),),
     ).fetchone()
     assert row == ("file_upload", "user123", "medium", ["sox"], {"file_size": 2048576, "department": "finance"})
 
@@ -203,7 +199,7 @@ def test_seed_convenience_functions_and_context_manager(
     rows = db.execute(
         "select event_type, action, host(ip_address), compliance_tags, status, details from audit.audit_events "
         "where action <> all(%s) order by seq",
-        (API_OWN_ACTIONS,),
+        (list(TRAIL_ACTIONS),),
     ).fetchall()
     assert [row[:5] for row in rows] == [
         ("file_upload", "file_upload", "192.168.1.100", ["gdpr", "sox"], "success"),
@@ -245,7 +241,7 @@ def test_seed_environment_setups(api_env: str, db: psycopg.Connection[Any]) -> N
 
     assert made == [("production", "block"), ("development", "drop")]
     query = "select compliance_tags from audit.audit_events where action <> all(%s) order by seq"
-    tags = [row[0] for row in db.execute(query, (API_OWN_ACTIONS,)).fetchall()]
+    tags = [row[0] for row in db.execute(query, (list(TRAIL_ACTIONS),)).fetchall()]
     assert tags == [[], [], ["gdpr", "hipaa", "sox"]]
 
 
