@@ -34,6 +34,7 @@ from typing import Any, Final
 import psycopg
 
 from audit_common.integrity import EMPTY_ROOT, GENESIS_HASH, FailureKind
+from audit_common.integrity.redaction import RedactionLedger
 from audit_common.integrity.digest import Digest
 from audit_trail.verify_digests import DigestCheck, DigestSource, UsageError, check_digests
 from audit_trail.verify_scan import (
@@ -44,8 +45,9 @@ from audit_trail.verify_scan import (
     MerkleStitcher,
     SealedRowError,
     chunk_tasks,
+    Snapshot,
     close_connections,
-    read_head,
+    open_snapshot,
     reference_walk,
     scan_chunk,
 )
@@ -246,31 +248,51 @@ def _verify_events(
     workers: int,
     chunk_bits: int,
     progress: Progress | None,
+    snapshot: str | None = None,
 ) -> _EventOutcome:
+    """Verify every stored row: seqs 1 up to the head or the last row, whichever is higher.
+
+    The head is as writable as the rows, so rows are not read "up to the head": rows past it, a head
+    ahead of the rows, and a head whose hash is not the last row's are each a failure of their own.
+    """
     outcome = _EventOutcome()
     if 0 in cuts:
         outcome.cuts[0] = (EMPTY_ROOT, GENESIS_HASH)
-    tasks = chunk_tasks(url, head.seq, [cut for cut in cuts if cut > 0], chunk_bits)
+    if head.min_seq is not None and head.min_seq < 1:
+        outcome.failure = Failure(
+            FailureKind.INSERTED.value,
+            head.min_seq,
+            None,
+            f"a row with seq {head.min_seq} is stored: seqs start at 1, so it was inserted outside the chain",
+        )
+        return outcome
+    last_seq = head.last_seq
+    tasks = chunk_tasks(url, last_seq, [cut for cut in cuts if cut > 0], chunk_bits, snapshot)
     stitcher = MerkleStitcher(chunk_bits)
     previous = GENESIS_HASH
     chunk_size = 1 << chunk_bits
+    ledger = RedactionLedger()
     for result in _results(tasks, workers):
         if not result.intact or result.first_prev_hash != previous:
-            reaches_head = result.last_seq + 2 >= head.seq
-            walk = reference_walk(
-                url,
-                result.first_seq,
-                previous,
-                min(head.seq, result.last_seq + 2),
-                head if reaches_head else None,
-            )
+            if result.first_seq > head.seq:
+                outcome.failure = _past_head(head)
+                return outcome
+            stop = min(last_seq, result.last_seq + 2)
+            walk = reference_walk(url, result.first_seq, previous, stop, head, snapshot)
             outcome.checked += walk.checked
             outcome.redacted += walk.redacted
             if walk.valid:
+                if stop > head.seq:
+                    # The rows up to the head are intact; what the fast loop doubted lies past it.
+                    outcome.failure = _past_head(head)
+                    return outcome
                 raise RuntimeError(
                     f"internal error: the fast check doubted seqs {result.first_seq}..{result.last_seq}"
                     " but the reference verifier found nothing wrong; please report this"
                 )
+            if walk.first_invalid_seq is not None and walk.first_invalid_seq > head.seq:
+                outcome.failure = _past_head(head)
+                return outcome
             outcome.failure = Failure(str(walk.reason), walk.first_invalid_seq, None, str(walk.message))
             return outcome
         for cut, local_stack in result.cut_stacks.items():
@@ -281,8 +303,12 @@ def _verify_events(
         previous = result.last_chain_hash or previous
         outcome.checked += result.rows
         outcome.redacted += result.redacted
+        ledger.merge([result.ledger])
         if progress is not None:
-            progress(result.last_seq, head.seq)
+            progress(result.last_seq, last_seq)
+    if last_seq > head.seq:
+        outcome.failure = _past_head(head)
+        return outcome
     if previous != head.chain_hash:
         outcome.failure = Failure(
             FailureKind.TRUNCATED.value,
@@ -291,7 +317,21 @@ def _verify_events(
             f"the chain head records chain_hash {head.chain_hash.hex()[:16]}... for seq {head.seq}, but the rows end"
             f" with {previous.hex()[:16]}...: the chain was cut and rebuilt",
         )
+        return outcome
+    problem = ledger.first_problem()
+    if problem is not None:
+        outcome.failure = Failure(FailureKind.REDACTION_UNRECORDED.value, problem[0], None, problem[1])
     return outcome
+
+
+def _past_head(head: ChainHead) -> Failure:
+    return Failure(
+        FailureKind.ROWS_PAST_HEAD.value,
+        head.seq + 1,
+        None,
+        f"rows are stored up to seq {head.max_seq} but the chain head says seq {head.seq}: seq {head.seq + 1} and"
+        " later are past the head (forged after it, or the head was rolled back over them)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +370,14 @@ def _compare(digests: Sequence[Digest], events: _EventOutcome, head: ChainHead) 
     proven = 0
     for digest in digests:
         if digest.tree_size > head.seq:
+            if (head.max_seq or 0) >= digest.tree_size:
+                return proven, Failure(
+                    FailureKind.HEAD_ROLLED_BACK.value,
+                    head.seq + 1,
+                    digest.digest_seq,
+                    f"digest {digest.digest_seq} signed the chain at seq {digest.tree_size}, but the chain head"
+                    f" was set back to seq {head.seq} (rows up to seq {head.max_seq} are still stored)",
+                )
             return proven, Failure(
                 FailureKind.MISSING.value,
                 head.seq + 1,
@@ -377,6 +425,7 @@ def verify_offline(
     database is not an audit trail database; every finding about the data is in the report.
     """
     started = time.monotonic()
+    snapshot: Snapshot | None = None
     try:
         check: DigestCheck | None = None
         # The digests first, then the head: a digest written meanwhile then still has tree_size <= head.
@@ -384,7 +433,9 @@ def verify_offline(
             digest_chain = choose_chain(digests, chain_id)
             recorded, recorded_count = _recorded_digests(database_url, digest_chain)
             check = check_digests(digests, digest_chain, recorded_signatures=recorded, recorded_count=recorded_count)
-        head = read_head(database_url)
+        # The head and every row are read in one snapshot (rows committed meanwhile are not "past the head").
+        snapshot = open_snapshot(database_url)
+        head = snapshot.head
         report = Report(chain_id=head.chain_id, head_seq=head.seq, events_total=head.seq)
         if digests is not None and check is not None:
             report.digests_checked = True
@@ -397,7 +448,15 @@ def verify_offline(
         if workers is None:
             workers = default_workers(database_url) if head.seq >= _POOL_MIN_EVENTS else 1
         report.workers = workers
-        events = _verify_events(database_url, head, cuts, workers=workers, chunk_bits=chunk_bits, progress=progress)
+        events = _verify_events(
+            database_url,
+            head,
+            cuts,
+            workers=workers,
+            chunk_bits=chunk_bits,
+            progress=progress,
+            snapshot=snapshot.snapshot_id,
+        )
         report.events_checked = events.checked
         report.redacted = events.redacted
         valid_digests, mismatch = _compare(proven, events, head)
@@ -414,9 +473,14 @@ def verify_offline(
         if check is not None and check.problem is not None:
             problem = check.problem
             report.failure = Failure(problem.kind.value, None, problem.digest_seq, problem.message)
+        elif mismatch is not None and mismatch.kind == FailureKind.HEAD_ROLLED_BACK.value:
+            # The rows past the head are the symptom; that a signed size was given up is the finding.
+            report.failure = mismatch
         else:
             report.failure = events.failure or mismatch
     finally:
+        if snapshot is not None:
+            snapshot.close()
         close_connections()
     report.elapsed_seconds = time.monotonic() - started
     return report

@@ -20,7 +20,9 @@ database could replace a function in the ``audit`` schema to show the verifier t
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
@@ -35,9 +37,12 @@ from audit_common.integrity import (
     MerkleFrontier,
     VerificationResult,
     canonical_ip_address,
-    event_checksum,
     node_hash,
 )
+from audit_common.integrity.canonical import inexact_numbers, might_hold_inexact_number
+from audit_common.integrity.redaction import RedactionLedger
+from audit_common.integrity.stored import NUMBER_PROBLEM_KEY, ip_address_problem, stored_form_problem
+from audit_common.integrity.verify import recompute_checksum, redaction_residue
 
 __all__ = [
     "DEFAULT_CHUNK_BITS",
@@ -48,10 +53,13 @@ __all__ = [
     "MerkleStitcher",
     "SealedRowError",
     "chunk_tasks",
-    "quick_checksum",
+    "Snapshot",
+    "open_snapshot",
+    "quick_row_ok",
     "read_head",
-    "reference_checksum",
+    "reference_row_ok",
     "reference_walk",
+    "row_as_event",
     "row_matches",
     "scan_chunk",
 ]
@@ -61,22 +69,32 @@ DEFAULT_CHUNK_BITS: Final = 16
 per-query cost (a COPY, a process hop) is noise. Chunk starts are multiples of the chunk size, so a
 chunk is one perfect subtree of the Merkle tree."""
 
-# One JSON array per row, in this order. Hashes as hex, the timestamp as the sealed text
-# (RFC 3339 UTC, six fractional digits, Z), the address as host(). JSON rather than COPY's binary
-# format because orjson parses a block of thousands of rows in one C call (about 1.8 µs a row), where
-# psycopg's per-field binary loaders cost several times that in Python; and JSON, unlike COPY's text
-# format, tells a null from every string. A timestamp outside years 1..9999 is sent as text that cannot
-# be sealed: to_char prints 1 BC as "0001", which would let an era change pass unseen.
+# One JSON array per row, in this order (the indexes below). Hashes and the salt as hex, the timestamp as
+# the sealed text (RFC 3339 UTC, six fractional digits, Z), the address as inet's own output (with "/len"
+# when a mask was stored: host() would hide it), JSONB as its text (numbers exactly as stored). JSON rather
+# than COPY's binary format because orjson parses a block of thousands of rows in one C call (about 1.8 µs
+# a row), where psycopg's per-field binary loaders cost several times that in Python; and JSON, unlike
+# COPY's text format, tells a null from every string. A timestamp outside years 1..9999 is sent as text
+# that cannot be sealed: to_char prints 1 BC as "0001", which would let an era change pass unseen.
 ROW_JSON: Final = sql.SQL(
     """pg_catalog.json_build_array(e.seq, pg_catalog.encode(e.checksum, 'hex'),
   pg_catalog.encode(e.prev_hash, 'hex'), pg_catalog.encode(e.chain_hash, 'hex'), e.redacted_at is not null,
+  e.seal_version, pg_catalog.encode(e.seal_salt, 'hex'), pg_catalog.encode(e.payload_commitment, 'hex'),
+  e.redaction_reason,
   e.event_id, case when e."timestamp" >= '0001-01-01T00:00:00Z' and e."timestamp" < '10000-01-01T00:00:00Z'
     then pg_catalog.to_char(e."timestamp" at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
     else 'out of range: ' || e."timestamp"::text end,
-  e.event_type, e.user_id, e.user_email, e.session_id, pg_catalog.host(e.ip_address), e.user_agent,
+  e.event_type, e.user_id, e.user_email, e.session_id, e.ip_address, e.user_agent,
   e.resource_path, e.resource_id, e.action, e.status, e.details, e.security_level, e.compliance_tags,
   e.parent_event_id, e.metadata)"""
 )
+SEQ, CHECKSUM, PREV_HASH, CHAIN_HASH, REDACTED, SEAL_VERSION, SEAL_SALT, COMMITMENT, REDACTION_REASON = range(9)
+FIELDS: Final = 9  # the 17 sealed columns follow, in SEALED_FIELDS order
+(EVENT_ID, TIMESTAMP, EVENT_TYPE, USER_ID, USER_EMAIL, SESSION_ID, IP_ADDRESS, USER_AGENT, RESOURCE_PATH,
+ RESOURCE_ID, ACTION, STATUS, DETAILS, SECURITY_LEVEL, TAGS, PARENT_EVENT_ID, METADATA) = range(FIELDS, FIELDS + 17)  # fmt: skip
+NUMBER_PROBLEM: Final = FIELDS + 17
+"""Appended by the reader to a row whose JSON text holds a number that is not exactly its RFC 8785 form."""
+
 # COPY's text format escapes a backslash as two; JSON text holds no raw control characters, so that
 # is the only escape that can occur (anything else fails the JSON parse and is reported).
 _COPY_BACKSLASH: Final = b"\\\\"
@@ -116,7 +134,7 @@ def close_connections() -> None:
     _connections.clear()
 
 
-def read_rows(url: str, first_seq: int, last_seq: int) -> Iterator[Row]:
+def read_rows(url: str, first_seq: int, last_seq: int, snapshot: str | None = None) -> Iterator[Row]:
     """Rows with ``first_seq <= seq <= last_seq`` in seq order, streamed a block of rows at a time.
 
     A row is a list: seq, checksum, prev_hash, chain_hash (hex), redacted (bool), then the sealed
@@ -128,6 +146,11 @@ def read_rows(url: str, first_seq: int, last_seq: int) -> Iterator[Row]:
         "copy (select {row} from audit.audit_events e where e.seq between {first} and {last} order by e.seq) to stdout"
     ).format(row=ROW_JSON, first=sql.Literal(first_seq), last=sql.Literal(last_seq))
     conn = _connection(url)
+    if snapshot is not None:
+        # Every chunk, in whichever process, reads the one snapshot the head was read in: rows committed
+        # meanwhile are neither "past the head" nor half a chunk.
+        conn.execute("begin isolation level repeatable read read only")
+        conn.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot)))
     pgconn = conn.pgconn
     pgconn.send_query(query.as_bytes(conn))
     started = pgconn.get_result()
@@ -157,6 +180,8 @@ def read_rows(url: str, first_seq: int, last_seq: int) -> Iterator[Row]:
             pass
         if final is None or final.status != pq.ExecStatus.COMMAND_OK:
             raise SealedRowError(f"reading audit.audit_events failed: {pgconn.get_error_message()}")
+        if snapshot is not None:
+            conn.execute("commit")
         finished = True
     finally:
         if not finished:
@@ -172,34 +197,127 @@ def _discard(url: str) -> None:
 
 
 def _parse_block(block: bytes) -> list[Row]:
-    """Rows from complete COPY lines (each ends with a newline)."""
+    """Rows from complete COPY lines (each ends with a newline).
+
+    orjson reads numbers as doubles, which would hide a stored decimal that only rounds to the sealed one;
+    so the block's text is screened first (a cheap, sound test), and the rare rows it flags are read again
+    with exact decimals and marked (``NUMBER_PROBLEM``) when a number is not exactly its RFC 8785 form.
+    """
     if b"\\" in block:
         block = block.replace(_COPY_BACKSLASH, b"\\")
     try:
         rows: list[Row] = orjson.loads(b"[" + block[:-1].replace(b"\n", b",") + b"]")
     except orjson.JSONDecodeError as exc:
         raise SealedRowError(f"audit.audit_events returned a row that is not JSON: {exc}") from exc
+    if might_hold_inexact_number(block):
+        for row, line in zip(rows, block[:-1].split(b"\n"), strict=True):
+            if might_hold_inexact_number(line):
+                problem = number_problem(line)
+                if problem is not None:
+                    row.append(problem)
     return rows
+
+
+def number_problem(line: bytes) -> str | None:
+    """The first number of a row's ``details``/``metadata`` that is not exactly its RFC 8785 form, as a sentence."""
+    exact = json.loads(line, parse_float=decimal.Decimal)
+    for index, name in ((DETAILS, "details"), (METADATA, "metadata")):
+        paths = inexact_numbers(exact[index], name)
+        if paths:
+            return f"{paths[0]} holds a number whose value is not exactly its RFC 8785 form (it only rounds to it)"
+    return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChainHead:
-    """The chain head row: the chain id, the last seq handed out and its chain_hash."""
+    """The chain head row (chain id, last seq handed out, its chain_hash) and what the table really holds.
+
+    ``min_seq``/``max_seq`` are the lowest and highest seq of any stored row (``None`` for an empty table):
+    a verifier reads every row, not only up to the head, since the head is as writable as the rows.
+    ``newest_received_at`` is the newest row's arrival time (RFC 3339), for the digests' freshness.
+    """
 
     chain_id: str
     seq: int
     chain_hash: bytes
+    min_seq: int | None = None
+    max_seq: int | None = None
+    newest_received_at: str | None = None
+
+    @property
+    def last_seq(self) -> int:
+        """The highest seq to read: the head or the last stored row, whichever is higher."""
+        return max(self.seq, self.max_seq or 0)
+
+
+_STATE_QUERY: Final = """
+select h.chain_id::text, h.seq, h.chain_hash, s.min_seq, s.max_seq,
+       pg_catalog.to_char(s.newest at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+  from audit.chain_head h,
+       (select pg_catalog.min(e.seq) as min_seq, pg_catalog.max(e.seq) as max_seq,
+               (select e2.received_at from audit.audit_events e2 order by e2.seq desc limit 1) as newest
+          from audit.audit_events e) s"""
+
+
+def _head_from(row: Any) -> ChainHead:
+    if row is None:
+        raise SealedRowError("audit.chain_head is empty: this is not an audit trail database")
+    return ChainHead(
+        chain_id=str(row[0]),
+        seq=int(row[1]),
+        chain_hash=bytes(row[2]),
+        min_seq=None if row[3] is None else int(row[3]),
+        max_seq=None if row[4] is None else int(row[4]),
+        newest_received_at=row[5],
+    )
 
 
 def read_head(url: str) -> ChainHead:
-    """Read ``audit.chain_head`` (read it before the rows: later events are simply not verified)."""
+    """Read ``audit.chain_head`` and the stored seq range, outside any snapshot (see ``open_snapshot``)."""
     try:
-        row = _connection(url).execute("select chain_id::text, seq, chain_hash from audit.chain_head").fetchone()
+        return _head_from(_connection(url).execute(_STATE_QUERY).fetchone())
     except psycopg.Error as exc:
         raise SealedRowError(f"cannot read audit.chain_head: {exc}") from exc
-    if row is None:
-        raise SealedRowError("audit.chain_head is empty: this is not an audit trail database")
-    return ChainHead(chain_id=str(row[0]), seq=int(row[1]), chain_hash=bytes(row[2]))
+
+
+class Snapshot:
+    """One consistent view of the database for a whole verification: the head and every chunk read in it.
+
+    Holds a REPEATABLE READ transaction open on a connection of its own and exports its snapshot
+    (``pg_export_snapshot``) for the chunk readers to import, whatever process they run in. Without it, an
+    event committed between reading the head and reading the rows would look like a row past the head.
+    """
+
+    def __init__(self, url: str) -> None:
+        """Open the transaction, export the snapshot and read the head in it."""
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, application_name="audit-trail verify")
+            self._conn.execute("begin isolation level repeatable read read only")
+            row = self._conn.execute("select pg_catalog.pg_export_snapshot()").fetchone()
+            self.snapshot_id: str = str(row[0]) if row else ""
+            self.head = _head_from(self._conn.execute(_STATE_QUERY).fetchone())
+        except psycopg.Error as exc:
+            self.close()
+            raise SealedRowError(f"cannot read audit.chain_head: {exc}") from exc
+
+    def close(self) -> None:
+        """End the transaction (the snapshot can no longer be imported)."""
+        conn = getattr(self, "_conn", None)
+        if conn is not None and not conn.closed:
+            conn.close()
+
+    def __enter__(self) -> Snapshot:
+        """The open snapshot."""
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Close it."""
+        self.close()
+
+
+def open_snapshot(url: str) -> Snapshot:
+    """``Snapshot(url)``: use it as a context manager around the whole verification."""
+    return Snapshot(url)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,97 +325,159 @@ def read_head(url: str) -> ChainHead:
 # ---------------------------------------------------------------------------------------------
 
 
-def _as_sealed_dict(row: Row) -> dict[str, Any]:
-    return dict(zip(SEALED_FIELDS, row[5:], strict=True))
+def row_as_event(row: Row) -> dict[str, Any]:
+    """A COPY row as the dict ``ChainVerifier`` reads (what the SQL API returns for an event)."""
+    event = dict(zip(SEALED_FIELDS, row[FIELDS:NUMBER_PROBLEM], strict=True))
+    event.update(
+        seq=row[SEQ],
+        checksum=row[CHECKSUM],  # hex, as the SQL API returns them
+        prev_hash=row[PREV_HASH],
+        chain_hash=row[CHAIN_HASH],
+        redacted_at="redacted" if row[REDACTED] else None,
+        redaction_reason=row[REDACTION_REASON],
+        seal_version=row[SEAL_VERSION],
+        seal_salt=row[SEAL_SALT],
+        payload_commitment=row[COMMITMENT],
+    )
+    if len(row) > NUMBER_PROBLEM:
+        event[NUMBER_PROBLEM_KEY] = row[NUMBER_PROBLEM]
+    return event
 
 
-def reference_checksum(row: Row) -> bytes | None:
-    """The checksum of a row by the reference code: ``event_checksum`` (sealed_object, canonical_bytes).
+def reference_row_ok(row: Row, checksum: bytes) -> bool:
+    """The verdict of the reference code (``ChainVerifier``'s checks) on one row's content against ``checksum``.
 
-    ``None`` when the row cannot be sealed at all (a value that cannot be sealed cannot be what was).
+    The stored form is the sealed form (``stored_form_problem``), a redacted row holds nothing it should
+    not, and the checksum recomputed under the row's seal version matches. A redacted version-1 row passes
+    on its links alone: its checksum covers the erased values.
     """
-    try:
-        return event_checksum(_as_sealed_dict(row))
-    except ValueError:
-        return None
+    event = row_as_event(row)
+    if stored_form_problem(event) is not None:
+        return False
+    if row[REDACTED]:
+        if redaction_residue(event) is not None:
+            return False
+        if (row[SEAL_VERSION] or 1) == 1:
+            return True
+    return recompute_checksum(event)[0] == checksum
 
 
-_ip_cache: dict[str, str] = {}
+_ip_cache: dict[str, str | None] = {}
 
 
-def _ip_text(address: str) -> str:
-    # canonical_ip_address keeps an LRU of 4,096 addresses; a verifier sees every address of the
-    # history, so it keeps its own (bounded) map in front of it.
-    text = _ip_cache.get(address)
-    if text is None:
-        text = canonical_ip_address(address)
-        if text is None:  # pragma: no cover - a str never gives None
-            raise ValueError("no address")
-        if len(_ip_cache) >= 1_000_000:
-            _ip_cache.clear()
-        _ip_cache[address] = text
+def _sealed_ip(address: str) -> str | None:
+    """The sealed text of a stored address, or None when it is not one sealed address (cached)."""
+    if address in _ip_cache:
+        return _ip_cache[address]
+    text = None if ip_address_problem(address) is not None else canonical_ip_address(address)
+    if len(_ip_cache) >= 1_000_000:
+        _ip_cache.clear()
+    _ip_cache[address] = text
     return text
 
 
-def quick_checksum(row: Row) -> bytes | None:
-    """SHA-256 of plain ``orjson`` bytes (sorted keys) of the row's sealed object; a shortcut, not the spec.
+def quick_row_ok(row: Row) -> bool:
+    """The shortcut: does the row hash to its stored checksum with plain ``orjson`` bytes (sorted keys)?
 
-    Why it is safe to accept a row on this alone: if these bytes hash to the stored checksum, they *are*
-    the RFC 8785 bytes that were sealed (short of a SHA-256 collision), and since orjson's output parses
-    back to exactly the value it printed, the row holds exactly the sealed value. Where orjson's bytes
-    differ from RFC 8785 (a float like ``1.0`` or ``1e21``, an integer beyond 2**53, a key above
-    U+FFFF), the hash simply does not match and ``row_matches`` asks ``reference_checksum``: the
-    shortcut can cause a second look, never a false pass. It saves the number-and-key walk of
-    ``canonical_bytes`` (about 2 µs an event), which is needed only to get such values right.
+    Why it is safe to accept a row on this alone: if these bytes hash to the stored checksum (and, for seal
+    version 2, to the stored payload commitment), they *are* the RFC 8785 bytes that were sealed (short of a
+    SHA-256 collision), and since orjson's output parses back to exactly the value it printed, the row holds
+    exactly the sealed value. Where orjson's bytes differ from RFC 8785 (a float like ``1.0`` or ``1e21``, a
+    key above U+FFFF), the hash simply does not match and the caller asks ``reference_row_ok``: the shortcut
+    can cause a second look, never a false pass. It saves the number-and-key walk of ``canonical_bytes``
+    (about 2 µs an event), which is needed only to get such values right.
 
-    The row's shape is what ``sealed_object`` would produce from it: text columns are ``str`` or
-    ``None`` and sealed as given, the timestamp is already the sealed text, ``details``/``metadata``
-    are objects; only the address (``canonical_ip_address``) and the tags (sorted, unique) are
-    normalised here, as ``sealed_object`` does.
+    What the shortcut does not take as given, it refuses (and so leaves to the reference): an address that
+    is not one sealed address, tags not sorted and unique, a number the reader flagged, a redacted row that
+    still holds a private value or its salt.
     """
-    tags = row[19]
-    address = row[11]
+    if len(row) > NUMBER_PROBLEM:
+        return False
+    address = row[IP_ADDRESS]
+    if address is not None:
+        address = _ip_cache.get(address) or _sealed_ip(address)
+        if address is None:
+            return False
+    tags = row[TAGS]
+    if tags and sorted(set(tags)) != tags:
+        return False
+    version = row[SEAL_VERSION]
     try:
+        if row[REDACTED]:
+            if (
+                row[SEAL_SALT] is not None
+                or row[USER_EMAIL] is not None
+                or row[SESSION_ID] is not None
+                or address is not None
+                or row[USER_AGENT] is not None
+                or row[DETAILS]
+                or row[METADATA]
+            ):
+                return False
+            if version == 1:
+                return True
+            commitment = row[COMMITMENT]
+        elif version == 2:
+            private = {
+                "user_email": row[USER_EMAIL],
+                "session_id": row[SESSION_ID],
+                "ip_address": address,
+                "user_agent": row[USER_AGENT],
+                "details": row[DETAILS],
+                "metadata": row[METADATA],
+            }
+            commitment = _sha256(bytes.fromhex(row[SEAL_SALT]) + _dumps(private, option=_SORT_KEYS)).hexdigest()
+            if commitment != row[COMMITMENT] or len(row[SEAL_SALT]) != 32:
+                return False
+        else:
+            sealed_v1 = {
+                "event_id": row[EVENT_ID],
+                "timestamp": row[TIMESTAMP],
+                "event_type": row[EVENT_TYPE],
+                "user_id": row[USER_ID],
+                "user_email": row[USER_EMAIL],
+                "session_id": row[SESSION_ID],
+                "ip_address": address,
+                "user_agent": row[USER_AGENT],
+                "resource_path": row[RESOURCE_PATH],
+                "resource_id": row[RESOURCE_ID],
+                "action": row[ACTION],
+                "status": row[STATUS],
+                "details": row[DETAILS],
+                "security_level": row[SECURITY_LEVEL],
+                "compliance_tags": tags or [],
+                "parent_event_id": row[PARENT_EVENT_ID],
+                "metadata": row[METADATA],
+            }
+            return bool(_sha256(_dumps(sealed_v1, option=_SORT_KEYS)).hexdigest() == row[CHECKSUM])
         sealed = {
-            "event_id": row[5],
-            "timestamp": row[6],
-            "event_type": row[7],
-            "user_id": row[8],
-            "user_email": row[9],
-            "session_id": row[10],
-            "ip_address": None if address is None else (_ip_cache.get(address) or _ip_text(address)),
-            "user_agent": row[12],
-            "resource_path": row[13],
-            "resource_id": row[14],
-            "action": row[15],
-            "status": row[16],
-            "details": row[17],
-            "security_level": row[18],
-            "compliance_tags": sorted(set(tags)) if tags else [],
-            "parent_event_id": row[20],
-            "metadata": row[21],
+            "action": row[ACTION],
+            "compliance_tags": tags or [],
+            "event_id": row[EVENT_ID],
+            "event_type": row[EVENT_TYPE],
+            "parent_event_id": row[PARENT_EVENT_ID],
+            "payload_commitment": commitment,
+            "resource_id": row[RESOURCE_ID],
+            "resource_path": row[RESOURCE_PATH],
+            "seal": 2,
+            "security_level": row[SECURITY_LEVEL],
+            "status": row[STATUS],
+            "timestamp": row[TIMESTAMP],
+            "user_id": row[USER_ID],
         }
-        return hashlib.sha256(orjson.dumps(sealed, option=orjson.OPT_SORT_KEYS)).digest()
-    except (ValueError, TypeError):  # orjson.JSONEncodeError is a TypeError; SealError a ValueError
-        return None
+        return bool(_sha256(_dumps(sealed, option=_SORT_KEYS)).hexdigest() == row[CHECKSUM])
+    except (ValueError, TypeError):  # orjson.JSONEncodeError is a TypeError; bad hex a ValueError
+        return False
 
 
 def row_matches(row: Row, checksum: bytes) -> bool:
-    """Does the row's sealed content hash to ``checksum``? The verdict of ``reference_checksum``."""
-    return quick_checksum(row) == checksum or reference_checksum(row) == checksum
+    """Is the row's stored content exactly what was sealed into ``checksum``? The reference's verdict."""
+    return quick_row_ok(row) or reference_row_ok(row, checksum)
 
 
-def row_as_event(row: Row) -> dict[str, Any]:
-    """A COPY row as the dict ``ChainVerifier`` reads (hashes as raw bytes)."""
-    event = _as_sealed_dict(row)
-    event.update(
-        seq=row[0],
-        checksum=row[1],  # hex, as the SQL API returns them
-        prev_hash=row[2],
-        chain_hash=row[3],
-        redacted_at="redacted" if row[4] else None,
-    )
-    return event
+_sha256 = hashlib.sha256
+_dumps = orjson.dumps
+_SORT_KEYS: Final = orjson.OPT_SORT_KEYS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +494,7 @@ class ChunkTask:
     last_seq: int
     cuts: tuple[int, ...] = ()
     merkle: bool = True  # False when no digest cut lies in or after this chunk: its leaves are not needed
+    snapshot: str | None = None  # the exported snapshot every chunk reads (Snapshot)
 
 
 @dataclasses.dataclass(slots=True)
@@ -324,7 +505,8 @@ class ChunkResult:
     each (unredacted) checksum right. Then ``first_prev_hash`` is what the chunk's first row links to
     (the caller compares it with the previous chunk's ``last_chain_hash``), ``stack`` the chunk's
     Merkle subtree roots (one root when the chunk is full), and ``cut_stacks``/``cut_chain_hashes``
-    the same at every cut inside the chunk.
+    the same at every cut inside the chunk. ``ledger`` holds the chunk's redacted rows and redaction
+    records, for the redaction rule the caller applies once every chunk is in.
     """
 
     first_seq: int
@@ -337,16 +519,26 @@ class ChunkResult:
     stack: list[bytes] = dataclasses.field(default_factory=list)
     cut_stacks: dict[int, list[bytes]] = dataclasses.field(default_factory=dict)
     cut_chain_hashes: dict[int, bytes] = dataclasses.field(default_factory=dict)
+    ledger: RedactionLedger = dataclasses.field(default_factory=RedactionLedger)
 
 
-def chunk_tasks(url: str, head_seq: int, cuts: Sequence[int], chunk_bits: int = DEFAULT_CHUNK_BITS) -> list[ChunkTask]:
-    """Split seqs 1..head_seq into chunks aligned on multiples of ``2**chunk_bits``."""
+def chunk_tasks(
+    url: str,
+    head_seq: int,
+    cuts: Sequence[int],
+    chunk_bits: int = DEFAULT_CHUNK_BITS,
+    snapshot: str | None = None,
+) -> list[ChunkTask]:
+    """Split seqs 1..head_seq into chunks aligned on multiples of ``2**chunk_bits``.
+
+    ``head_seq`` is the last seq to read: pass ``ChainHead.last_seq`` so rows past the head are read too.
+    """
     size = 1 << chunk_bits
     tasks = []
     for first in range(1, head_seq + 1, size):
         last = min(head_seq, first + size - 1)
         inside = tuple(cut for cut in cuts if first <= cut <= last)
-        tasks.append(ChunkTask(url, first, last, inside, merkle=any(cut >= first for cut in cuts)))
+        tasks.append(ChunkTask(url, first, last, inside, merkle=any(cut >= first for cut in cuts), snapshot=snapshot))
     return tasks
 
 
@@ -368,7 +560,8 @@ def scan_chunk(task: ChunkTask) -> ChunkResult:
     previous = b""
     previous_hex = ""
     redacted = 0
-    for row in read_rows(task.url, task.first_seq, task.last_seq):
+    ledger = result.ledger
+    for row in read_rows(task.url, task.first_seq, task.last_seq, task.snapshot):
         if row[0] != expected:
             return result
         try:
@@ -383,10 +576,13 @@ def scan_chunk(task: ChunkTask) -> ChunkResult:
             return result
         if sha256(previous + checksum).digest() != chain_hash:
             return result
-        if row[4]:
-            redacted += 1
-        elif quick_checksum(row) != checksum and reference_checksum(row) != checksum:
+        if not (quick_row_ok(row) or reference_row_ok(row, checksum)):
             return result
+        if row[4]:  # redacted
+            redacted += 1
+            ledger.redacted[expected] = row[8]
+        elif row[11] == "system_event" and row[19] == "events_redacted":
+            ledger.note(expected, redacted=False, reason=None, event_type=row[11], action=row[19], details=row[21])
         if merkle:
             # Append the leaf; each trailing 1 bit of the old size is a subtree to merge with.
             node = sha256(_LEAF + checksum).digest()
@@ -412,16 +608,26 @@ def scan_chunk(task: ChunkTask) -> ChunkResult:
 
 
 def reference_walk(
-    url: str, first_seq: int, expected_prev_hash: bytes, stop_seq: int, head: ChainHead | None
+    url: str,
+    first_seq: int,
+    expected_prev_hash: bytes,
+    stop_seq: int,
+    head: ChainHead | None,
+    snapshot: str | None = None,
 ) -> VerificationResult:
-    """Walk seqs ``first_seq..stop_seq`` with the reference verifier; with ``head``, also check the head."""
+    """Walk seqs ``first_seq..stop_seq`` with the reference verifier; with ``head``, also check the head.
+
+    The head check (``ChainVerifier.finish``) is made only when the walk stops at the head's seq; rows past
+    the head are the caller's to name.
+    """
     verifier = ChainVerifier(expected_prev_hash=expected_prev_hash, expected_first_seq=first_seq)
-    for row in read_rows(url, first_seq, stop_seq):
+    for row in read_rows(url, first_seq, stop_seq, snapshot):
         verifier.feed(row_as_event(row))
         if verifier.failed:
             break
-    if head is not None:
-        return verifier.finish(expected_head_seq=head.seq, expected_head_hash=head.chain_hash)
+    if head is not None and stop_seq <= head.seq:
+        # The walk saw only part of the chain: the redaction rule is the caller's, over every chunk.
+        return verifier.finish(expected_head_seq=head.seq, expected_head_hash=head.chain_hash, redactions=False)
     return verifier.result()
 
 

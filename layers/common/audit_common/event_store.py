@@ -8,21 +8,36 @@ trail also holds the audit of the audit.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from audit_common.api import EventResult, IngestResponse
 from audit_common.db import Transport
 from audit_common.integrity import canonical_bytes
+from audit_common.integrity.seal import KEPT_FIELDS, PRIVATE_FIELDS, SEAL_SALT_BYTES, SEAL_VERSION
 from audit_common.models import AuditEventIn
 
 
-def seal_for_storage(event: AuditEventIn) -> dict[str, Any]:
-    """The event's sealed object plus its checksum, as the SQL API's `ingest_events` takes it."""
-    sealed = event.sealed_record()
-    checksum = hashlib.sha256(canonical_bytes(sealed)).hexdigest()
-    sealed["checksum"] = checksum
-    return sealed
+def seal_for_storage(event: AuditEventIn, salt: bytes | None = None) -> dict[str, Any]:
+    """The event's fields sealed with seal version 2, as the SQL API's `ingest_events` takes them.
+
+    The result holds the 17 fields (the table's columns), ``seal_salt`` (16 random bytes unless ``salt`` is
+    given: tests pin it), ``payload_commitment`` and ``checksum``, all hashes in hex. Written out here rather
+    than through ``seal.seal_v2`` because the model's values are already normalised: on the ingest hot path
+    that saves normalising each value again (``tests/unit/test_seal.py`` holds the two together).
+    """
+    record = event.sealed_record()
+    if salt is None:
+        salt = os.urandom(SEAL_SALT_BYTES)
+    commitment = hashlib.sha256(salt + canonical_bytes({name: record[name] for name in PRIVATE_FIELDS})).hexdigest()
+    sealed = {name: record[name] for name in KEPT_FIELDS}
+    sealed["seal"] = SEAL_VERSION
+    sealed["payload_commitment"] = commitment
+    record["checksum"] = hashlib.sha256(canonical_bytes(sealed)).hexdigest()
+    record["seal_salt"] = salt.hex()
+    record["payload_commitment"] = commitment
+    return record
 
 
 def store_events(transport: Transport, events: Sequence[AuditEventIn]) -> IngestResponse:
@@ -31,7 +46,13 @@ def store_events(transport: Transport, events: Sequence[AuditEventIn]) -> Ingest
     One call per request was measured faster than several pipelined or threaded chunks: the
     per-call cost in PostgreSQL outweighed what overlapping Python with the inserts saved.
     """
-    outcomes = transport.call("ingest_events", {"p_events": [seal_for_storage(event) for event in events]})
+    # One read of the system's random source for the whole batch, not one per event.
+    salts = os.urandom(SEAL_SALT_BYTES * len(events))
+    sealed = [
+        seal_for_storage(event, salts[index * SEAL_SALT_BYTES : (index + 1) * SEAL_SALT_BYTES])
+        for index, event in enumerate(events)
+    ]
+    outcomes = transport.call("ingest_events", {"p_events": sealed})
     results = [EventResult.model_validate(outcome) for outcome in outcomes]
     created = sum(1 for result in results if result.status == "created")
     return IngestResponse(results=results, created=created, duplicates=len(results) - created)

@@ -1,4 +1,16 @@
-"""The sealed object of an event and its checksum (docs/integrity.md, "Sealed fields").
+"""The sealed object of an event and its checksum (docs/integrity.md, section 1: "The seal").
+
+Two seal versions exist. Version 1 (events stored before seal v2) hashes one object of all 17 fields:
+``checksum = SHA-256(JCS(sealed_object(event)))``. Version 2 (every event stored since) splits them:
+
+* the six **private** fields (``PRIVATE_FIELDS``: what a redaction erases) are committed under a salt,
+  ``payload_commitment = SHA-256(salt || JCS(private_object(event)))`` with 16 random bytes of salt;
+* the eleven **kept** fields are sealed in clear beside that commitment:
+  ``checksum = SHA-256(JCS({"seal": 2, <kept fields>, "payload_commitment": hex}))``.
+
+A redaction deletes the private values and the salt and keeps the commitment, so the kept fields of a
+redacted event still hash to the checksum that was chained and signed, and no unsalted hash over an
+erased value survives (docs/integrity.md explains the choice over per-field commitments).
 
 ``sealed_object`` accepts both shapes an event has in this project, and gives the same object for
 both, which is what makes a checksum computed at ingest verifiable from a database row later:
@@ -33,12 +45,21 @@ from typing import Any, Final
 from audit_common.integrity.canonical import canonical_bytes
 
 __all__ = [
+    "KEPT_FIELDS",
+    "PRIVATE_FIELDS",
     "SEALED_FIELDS",
+    "SEAL_SALT_BYTES",
+    "SEAL_VERSION",
     "SealError",
     "canonical_ip_address",
     "event_checksum",
     "format_timestamp",
+    "kept_object",
+    "payload_commitment",
+    "private_object",
+    "seal_v2",
     "sealed_object",
+    "sealed_object_v2",
 ]
 
 SEALED_FIELDS: Final[tuple[str, ...]] = (
@@ -60,6 +81,23 @@ SEALED_FIELDS: Final[tuple[str, ...]] = (
     "parent_event_id",
     "metadata",
 )
+
+SEAL_VERSION: Final = 2
+"""The seal version of every event stored now (version 1 rows stay verifiable)."""
+SEAL_SALT_BYTES: Final = 16
+"""Salt of a version-2 payload commitment: 128 random bits, as SD-JWT recommends for its disclosures."""
+
+PRIVATE_FIELDS: Final[tuple[str, ...]] = (
+    "user_email",
+    "session_id",
+    "ip_address",
+    "user_agent",
+    "details",
+    "metadata",
+)
+"""Fields a redaction erases; sealed (version 2) only through the salted ``payload_commitment``."""
+KEPT_FIELDS: Final[tuple[str, ...]] = tuple(name for name in SEALED_FIELDS if name not in PRIVATE_FIELDS)
+"""Fields a redaction keeps; sealed (version 2) in clear, so they stay provable after redaction."""
 
 _CANONICAL_TIMESTAMP: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 _IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -215,6 +253,89 @@ def sealed_object(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def private_object(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The private object of seal version 2: exactly ``PRIVATE_FIELDS``, with the version-1 value rules."""
+    get = event.get
+    return {
+        "user_email": _text("user_email", get("user_email")),
+        "session_id": _text("session_id", get("session_id")),
+        "ip_address": canonical_ip_address(get("ip_address")),
+        "user_agent": _text("user_agent", get("user_agent")),
+        "details": _object("details", get("details")),
+        "metadata": _object("metadata", get("metadata")),
+    }
+
+
+def kept_object(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The kept fields of an event (``KEPT_FIELDS``), with the version-1 value rules."""
+    get = event.get
+    timestamp = get("timestamp")
+    return {
+        "event_id": _text("event_id", get("event_id")),
+        "timestamp": None if timestamp is None else format_timestamp(timestamp),
+        "event_type": _text("event_type", get("event_type")),
+        "user_id": _text("user_id", get("user_id")),
+        "resource_path": _text("resource_path", get("resource_path")),
+        "resource_id": _text("resource_id", get("resource_id")),
+        "action": _text("action", get("action")),
+        "status": _text("status", get("status")),
+        "security_level": _text("security_level", get("security_level")),
+        "compliance_tags": _tags(get("compliance_tags")),
+        "parent_event_id": _text("parent_event_id", get("parent_event_id")),
+    }
+
+
+def payload_commitment(salt: bytes, private: Mapping[str, Any]) -> bytes:
+    """``SHA-256(salt || JCS(private))``: the version-2 commitment to an event's private fields."""
+    if len(salt) != SEAL_SALT_BYTES:
+        raise SealError(f"seal_salt must be {SEAL_SALT_BYTES} bytes, got {len(salt)}")
+    return hashlib.sha256(bytes(salt) + canonical_bytes(dict(private))).digest()
+
+
+def sealed_object_v2(kept: Mapping[str, Any], commitment: bytes) -> dict[str, Any]:
+    """The version-2 sealed object: ``{"seal": 2}``, the kept fields, and the payload commitment in hex."""
+    if len(commitment) != 32:
+        raise SealError(f"payload_commitment must be 32 bytes, got {len(commitment)}")
+    sealed = dict(kept)
+    sealed["seal"] = SEAL_VERSION
+    sealed["payload_commitment"] = commitment.hex()
+    return sealed
+
+
+def seal_v2(event: Mapping[str, Any], salt: bytes) -> tuple[bytes, bytes]:
+    """Seal an event with version 2: ``(payload_commitment, checksum)`` for the given salt."""
+    commitment = payload_commitment(salt, private_object(event))
+    checksum = hashlib.sha256(canonical_bytes(sealed_object_v2(kept_object(event), commitment))).digest()
+    return commitment, checksum
+
+
+def _raw_hash(field: str, value: object, size: int) -> bytes:
+    """A stored hash or salt as bytes: raw, or lowercase hex as the SQL API returns it."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+    elif isinstance(value, str):
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise SealError(f"{field} is not hex") from None
+    else:
+        raise SealError(f"{field} must be bytes or hex, not {type(value).__name__}")
+    if len(raw) != size:
+        raise SealError(f"{field} must be {size} bytes, got {len(raw)}")
+    return raw
+
+
 def event_checksum(event: Mapping[str, Any]) -> bytes:
-    """Return the event's checksum: SHA-256 of the RFC 8785 bytes of its sealed object (32 raw bytes)."""
-    return hashlib.sha256(canonical_bytes(sealed_object(event))).digest()
+    """Return the checksum an event must have under its ``seal_version`` (1 when absent), 32 raw bytes.
+
+    Version 1: SHA-256 of the RFC 8785 bytes of ``sealed_object(event)``. Version 2: SHA-256 of the RFC 8785
+    bytes of ``sealed_object_v2`` over the kept fields and the event's stored ``payload_commitment`` (which
+    this does not check against the private fields: see ``payload_commitment``).
+    """
+    version = event.get("seal_version") or 1
+    if version == 1:
+        return hashlib.sha256(canonical_bytes(sealed_object(event))).digest()
+    if version == SEAL_VERSION:
+        commitment = _raw_hash("payload_commitment", event.get("payload_commitment"), 32)
+        return hashlib.sha256(canonical_bytes(sealed_object_v2(kept_object(event), commitment))).digest()
+    raise SealError(f"unknown seal_version {version!r}")

@@ -8,11 +8,16 @@ one page at a time if need be; memory stays constant. Each row is checked for, i
    are an adjacent swap, ``inserted`` naming the previous row when this one links to the row before
    that, otherwise ``inserted`` naming this row);
 3. ``chain_hash == SHA-256(prev_hash || checksum)`` (``chain_hash_mismatch``);
-4. unless redacted, the checksum recomputed from the sealed fields equals ``checksum`` (``modified``,
-   or ``redacted_without_record`` when the payload looks blanked but no redaction was recorded).
+4. the stored values are exactly the sealed form (``not_canonical``: ``audit_common.integrity.stored``);
+5. a redacted row holds no private value and no salt (``redaction_incomplete``);
+6. the checksum recomputed under the row's seal version equals ``checksum`` (``modified``, or
+   ``redacted_without_record`` when the payload looks blanked but no redaction was recorded). For seal
+   version 2 the payload commitment is recomputed from the salt and the private fields first (unless the row
+   is redacted: then the stored commitment stands in for them, and the kept fields are still checked). A
+   redacted version-1 row can only be checked for its links: its checksum covers the erased values.
 
-Redacted rows (``redacted_at`` set) skip step 4 by design: redaction blanks the payload but keeps
-``checksum`` and the links, so the chain still proves nothing was removed or reordered.
+At ``finish()`` (a range that reaches the chain head) the redaction rule is applied too: every redacted row
+must be named by a later redaction record (``redaction_unrecorded``, ``audit_common.integrity.redaction``).
 The digest kinds (``digest_missing``, ``digest_altered``, ``signature_invalid``, ``root_mismatch``)
 are found by the offline verifier, which also compares the events with the signed digests.
 Verification stops at the first failure. Step 2 needs one row of lookahead, so a row is judged when
@@ -28,7 +33,16 @@ from enum import StrEnum
 from typing import Any
 
 from audit_common.integrity.chain import GENESIS_HASH, HASH_SIZE
-from audit_common.integrity.seal import event_checksum
+from audit_common.integrity.redaction import RedactionLedger
+from audit_common.integrity.seal import (
+    PRIVATE_FIELDS,
+    SEAL_SALT_BYTES,
+    SEAL_VERSION,
+    event_checksum,
+    payload_commitment,
+    private_object,
+)
+from audit_common.integrity.stored import stored_form_problem
 
 __all__ = ["ChainVerifier", "FailureKind", "VerificationResult"]
 
@@ -46,6 +60,14 @@ class FailureKind(StrEnum):
     INSERTED = "inserted"
     TRUNCATED = "truncated"
     REDACTED_WITHOUT_RECORD = "redacted_without_record"
+    # The chain head against every stored row (docs/integrity.md, section 6).
+    ROWS_PAST_HEAD = "rows_past_head"
+    HEAD_ROLLED_BACK = "head_rolled_back"
+    # Redaction (seal version 2, redaction records).
+    REDACTION_UNRECORDED = "redaction_unrecorded"
+    REDACTION_INCOMPLETE = "redaction_incomplete"
+    # What is stored is not exactly the sealed form.
+    NOT_CANONICAL = "not_canonical"
     # Signed digests (docs/integrity.md, "Digests"); found by the offline verifier, `audit-trail verify`.
     DIGEST_MISSING = "digest_missing"
     DIGEST_ALTERED = "digest_altered"
@@ -111,6 +133,46 @@ def _looks_blanked(row: Mapping[str, Any]) -> bool:
     return all(row.get(field) is None for field in _BLANKED_FIELDS) and not row.get("details")
 
 
+def redaction_residue(row: Mapping[str, Any]) -> str | None:
+    """What a redacted row still holds that a redaction erases (a private value or the salt), or ``None``."""
+    for name in PRIVATE_FIELDS:
+        value = row.get(name)
+        if value is not None and value != {}:
+            return name
+    if row.get("seal_salt") is not None:
+        return "seal_salt"
+    return None
+
+
+def recompute_checksum(row: Mapping[str, Any]) -> tuple[bytes | None, bool]:
+    """The checksum the row's stored fields give under its seal version, and whether its commitment held.
+
+    For an unredacted version-2 row the payload commitment is recomputed from ``seal_salt`` and the private
+    fields; a mismatch there answers ``(None, False)``. ``None`` also when the values cannot be sealed at all
+    (a value that cannot be sealed cannot be what was sealed).
+    """
+    try:
+        if (row.get("seal_version") or 1) == SEAL_VERSION and row.get("redacted_at") is None:
+            salt = _hash_value_sized(row.get("seal_salt"), SEAL_SALT_BYTES)
+            stored = _hash_value(row.get("payload_commitment"))
+            if salt is None or stored is None or payload_commitment(salt, private_object(row)) != stored:
+                return None, False
+        return event_checksum(row), True
+    except ValueError:
+        return None, True
+
+
+def _hash_value_sized(value: object, size: int) -> bytes | None:
+    if isinstance(value, str) and len(value) == 2 * size:
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            return None
+    if isinstance(value, bytes | bytearray | memoryview) and len(value) == size:
+        return bytes(value)
+    return None
+
+
 def _short(digest: bytes | None) -> str:
     return "an unreadable value" if digest is None else digest.hex()[:16] + "..."
 
@@ -142,6 +204,8 @@ class ChainVerifier:
         self._redacted = 0
         self._failure: _Failure | None = None
         self._closed = False
+        self._first_seq = expected_first_seq
+        self.ledger = RedactionLedger()
 
     @property
     def failed(self) -> bool:
@@ -183,11 +247,15 @@ class ChainVerifier:
             last_chain_hash=self._prev_hash.hex(),
         )
 
-    def finish(self, expected_head_seq: int, expected_head_hash: bytes) -> VerificationResult:
+    def finish(
+        self, expected_head_seq: int, expected_head_hash: bytes, *, redactions: bool = True
+    ) -> VerificationResult:
         """Like ``result()``, and also check the range ends at the chain head (seq and chain_hash).
 
         Feed rows only up to ``expected_head_seq``: read the head first, then ``seq <= head``.
-        Fewer rows, or a different last hash, is ``truncated``.
+        Fewer rows, or a different last hash, is ``truncated``. With ``redactions`` (the default) the
+        redaction rule is applied to the rows fed (``redaction_unrecorded``): pass False when the rows are
+        only part of the chain and the caller applies the rule over all of it.
         """
         self._flush()
         if self._failure is None:
@@ -209,6 +277,10 @@ class ChainVerifier:
                     f"({_short(expected_head_hash)}, rows give {_short(self._prev_hash)}): "
                     "the chain was cut and rebuilt",
                 )
+            elif redactions:
+                problem = self.ledger.first_problem(self._first_seq)
+                if problem is not None:
+                    self._failure = _Failure(problem[0], FailureKind.REDACTION_UNRECORDED, problem[1])
         return self.result()
 
     def _flush(self) -> None:
@@ -241,18 +313,36 @@ class ChainVerifier:
                 f"SHA-256(prev_hash || checksum) = {_short(computed_chain_hash)}",
             )
             return
-        if row.get("redacted_at") is None:
-            try:
-                recomputed: bytes | None = event_checksum(row)
-            except ValueError:
-                recomputed = None  # a value that cannot be sealed cannot be what was sealed
+        problem = stored_form_problem(row)
+        if problem is not None:
+            self._fail(seq, FailureKind.NOT_CANONICAL, f"event seq {seq} is not stored as it was sealed: {problem}")
+            return
+        redacted = row.get("redacted_at") is not None
+        if redacted:
+            residue = redaction_residue(row)
+            if residue is not None:
+                self._fail(
+                    seq,
+                    FailureKind.REDACTION_INCOMPLETE,
+                    f"event seq {seq} is marked redacted but still holds its {residue}",
+                )
+                return
+        if not redacted or (row.get("seal_version") or 1) == SEAL_VERSION:
+            recomputed, commitment_held = recompute_checksum(row)
             if recomputed != checksum:
-                if _looks_blanked(row):
+                if not redacted and _looks_blanked(row):
                     self._fail(
                         seq,
                         FailureKind.REDACTED_WITHOUT_RECORD,
                         f"event seq {seq} has a blanked payload but no redaction record "
                         "(redacted_at is null): it was erased outside the redaction function",
+                    )
+                elif not commitment_held:
+                    self._fail(
+                        seq,
+                        FailureKind.MODIFIED,
+                        f"event seq {seq} was modified: its private fields (or salt) no longer match the"
+                        " payload_commitment that was sealed",
                     )
                 else:
                     self._fail(
@@ -262,8 +352,9 @@ class ChainVerifier:
                         f"is {_short(recomputed)}, the stored checksum is {_short(checksum)}",
                     )
                 return
-        else:
+        if redacted:
             self._redacted += 1
+        self.ledger.note_row(row)
         self._last_good_redacted = row.get("redacted_at") is not None
         self._checked += 1
         self._next_seq = seq + 1
