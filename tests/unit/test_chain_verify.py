@@ -467,4 +467,13 @@ def test_failure_kinds_are_the_documented_ones() -> None:
         "digest_altered",
         "signature_invalid",
         "root_mismatch",
+        "rows_past_head",
+        "head_rolled_back",
+        "redaction_unrecorded",
+        "redaction_incomplete",
+        "not_canonical",
+        "digest_overwritten",
+        "key_untrusted",
+        "digests_stale",
+        "digest_discontinuous",
     }

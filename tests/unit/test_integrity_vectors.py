@@ -25,11 +25,13 @@ from audit_common.integrity import (
     verify_consistency,
     verify_inclusion,
 )
+from audit_common.integrity.seal import kept_object, payload_commitment, private_object, seal_v2, sealed_object_v2
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 VECTORS: dict[str, Any] = json.loads((DOCS / "integrity_vectors.json").read_text(encoding="utf-8"))
 PAGE = (DOCS / "integrity.md").read_text(encoding="utf-8")
 EVENTS: list[dict[str, Any]] = VECTORS["events"]
+EVENTS_V2: list[dict[str, Any]] = VECTORS["events_v2"]
 MERKLE: dict[str, Any] = VECTORS["merkle"]
 ROOTS: dict[str, str] = MERKLE["roots"]
 ROOT_SIZES = sorted(ROOTS, key=int)
@@ -73,6 +75,87 @@ def test_the_event_vectors_form_a_chain_from_genesis() -> None:
     verifier = ChainVerifier()
     verifier.feed_many(rows)
     assert verifier.finish(len(EVENTS), prev).valid
+
+
+@pytest.mark.parametrize("vector", EVENTS_V2, ids=[f"v2-event{v['seq']}" for v in EVENTS_V2])
+def test_seal_v2_vectors(vector: dict[str, Any]) -> None:
+    """Given the input and its salt, Then the private text, commitment, sealed text and checksum are the documented
+    ones, by the fast code and by the rfc8785 reference."""
+    event, salt = vector["input"], bytes.fromhex(vector["seal_salt"])
+    private = private_object(event)
+    assert canonical_bytes(private) == rfc8785.dumps(private) == vector["private_canonical"].encode()
+    commitment = hashlib.sha256(salt + vector["private_canonical"].encode()).digest()
+    assert commitment == payload_commitment(salt, private) == bytes.fromhex(vector["payload_commitment"])
+    sealed = sealed_object_v2(kept_object(event), commitment)
+    assert canonical_bytes(sealed) == rfc8785.dumps(sealed) == vector["canonical"].encode()
+    assert seal_v2(event, salt) == (commitment, bytes.fromhex(vector["checksum"]))
+    assert hashlib.sha256(vector["canonical"].encode()).hexdigest() == vector["checksum"]
+    assert (
+        chain_hash(bytes.fromhex(vector["prev_hash"]), bytes.fromhex(vector["checksum"])).hex()
+        == (vector["chain_hash"])
+    )
+
+
+def v2_rows(*, redact: bool) -> list[dict[str, Any]]:
+    """The version-2 vectors as database rows, event 2 redacted (as stored afterwards) when ``redact``."""
+    rows = []
+    for vector in EVENTS_V2:
+        row = {**sealed_object(vector["input"]), "seq": vector["seq"], "redacted_at": None, "seal_version": 2}
+        row.update(
+            {key: vector[key] for key in ("checksum", "prev_hash", "chain_hash", "seal_salt", "payload_commitment")}
+        )
+        if redact and "redacted" in vector:
+            row.update(vector["redacted"]["stored"], redacted_at="2026-11-27T09:00:00.000000Z")
+        rows.append(row)
+    return rows
+
+
+def test_the_v2_vectors_verify_as_a_chain_with_the_redaction() -> None:
+    """Given the version-2 chain, its fifth event the redaction record of the second and event 2 stored redacted,
+    Then it verifies: the redacted row's kept fields still give its checksum."""
+    rows = v2_rows(redact=True)
+    verifier = ChainVerifier()
+    verifier.feed_many(rows)
+    result = verifier.finish(len(rows), bytes.fromhex(EVENTS_V2[-1]["chain_hash"]))
+    assert result.valid, result.message
+    assert result.redacted == 1
+
+
+def test_a_record_of_a_redaction_that_did_not_happen_is_caught() -> None:
+    """Given the same chain with event 2 still whole (its values restored after the record), Then the record names
+    a row that is not redacted: redaction_unrecorded at seq 2."""
+    rows = v2_rows(redact=False)
+    verifier = ChainVerifier()
+    verifier.feed_many(rows)
+    result = verifier.finish(len(rows), bytes.fromhex(EVENTS_V2[-1]["chain_hash"]))
+    assert (result.reason, result.first_invalid_seq) == ("redaction_unrecorded", 2)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("user_id", "u-9999", "modified"),  # a kept field of the redacted row
+        ("action", "logout", "modified"),
+        ("user_email", "zoe@example.com", "redaction_incomplete"),  # an erased value put back
+        ("seal_salt", "00" * 16, "redaction_incomplete"),
+    ],
+)
+def test_the_redacted_v2_vector_catches_edits(field: str, value: str, reason: str) -> None:
+    rows = v2_rows(redact=True)
+    rows[1][field] = value
+    verifier = ChainVerifier()
+    verifier.feed_many(rows)
+    result = verifier.finish(len(rows), bytes.fromhex(EVENTS_V2[-1]["chain_hash"]))
+    assert (result.reason, result.first_invalid_seq) == (reason, 2)
+
+
+def test_a_redaction_without_its_record_is_caught() -> None:
+    """Given event 2 redacted but the chain cut before the record (seq 5), Then it is redaction_unrecorded."""
+    rows = v2_rows(redact=True)[:4]
+    verifier = ChainVerifier()
+    verifier.feed_many(rows)
+    result = verifier.finish(4, bytes.fromhex(EVENTS_V2[3]["chain_hash"]))
+    assert (result.reason, result.first_invalid_seq) == ("redaction_unrecorded", 2)
 
 
 def test_leaf_definition() -> None:
@@ -125,6 +208,15 @@ def test_the_page_shows_every_event_vector() -> None:
         assert vector["canonical"] in blocks, f"event {number}: canonical bytes differ from the page"
         for field in ("checksum", "prev_hash", "chain_hash"):
             assert f"- {field}: `{vector[field]}`" in PAGE, f"event {number}: {field} differs from the page"
+
+
+def test_the_page_shows_every_v2_vector() -> None:
+    blocks = code_blocks(PAGE)
+    for vector in EVENTS_V2:
+        assert vector["canonical"] in blocks, f"v2 event {vector['seq']}: sealed text differs from the page"
+        assert vector["private_canonical"] in blocks, f"v2 event {vector['seq']}: private text differs from the page"
+        for field in ("seal_salt", "payload_commitment", "checksum", "chain_hash"):
+            assert f"- {field}: `{vector[field]}`" in PAGE, f"v2 event {vector['seq']}: {field} differs from the page"
 
 
 def test_the_page_shows_every_merkle_vector() -> None:
