@@ -472,7 +472,7 @@ def quick_row_ok(row: Row) -> bool:
 
 def row_matches(row: Row, checksum: bytes) -> bool:
     """Is the row's stored content exactly what was sealed into ``checksum``? The reference's verdict."""
-    return quick_row_ok(row) or reference_row_ok(row, checksum)
+    return (row[CHECKSUM] == checksum.hex() and quick_row_ok(row)) or reference_row_ok(row, checksum)
 
 
 _sha256 = hashlib.sha256
