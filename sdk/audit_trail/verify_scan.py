@@ -39,7 +39,7 @@ from audit_common.integrity import (
     canonical_ip_address,
     node_hash,
 )
-from audit_common.integrity.numbers import inexact_numbers, might_hold_inexact_number
+from audit_common.integrity.canonical import inexact_numbers, might_hold_inexact_number
 from audit_common.integrity.redaction import RedactionLedger
 from audit_common.integrity.stored import NUMBER_PROBLEM_KEY, ip_address_problem, stored_form_problem
 from audit_common.integrity.verify import recompute_checksum, redaction_residue
