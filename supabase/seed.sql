@@ -1,6 +1,7 @@
 -- Demo events for `supabase db reset` / `supabase start`.
 -- Written through the SQL API, so the database chains them like any other event. The
--- checksums were computed by the ingest code (RFC 8785 + SHA-256, docs/integrity.md);
+-- checksums were computed by the ingest code (seal version 2, docs/integrity.md; the salts are
+-- fixed here so the file is stable: in use each is random);
 -- tests/integration/test_seed.py applies this file and verifies the chain, so a wrong
 -- checksum here fails the build.
 select audit.ingest_events($seed$
@@ -28,7 +29,9 @@ select audit.ingest_events($seed$
     ],
     "parent_event_id": null,
     "metadata": {},
-    "checksum": "32e4affc854d87f27431c9f77e3ea9f0d14d088c5de6da39316944b6764a0aa6"
+    "checksum": "233bd8ab1b157bafe09b04a216c9e3b47a284120a53ffd871d9f299d7cb4d40a",
+    "seal_salt": "ad3024da15062a07821d1ab35c196d1f",
+    "payload_commitment": "631fa46dd077a84ee4b0608760ae068f76d83fe12ac55f3b90878c7abce7691c"
   },
   {
     "event_id": "seed-0002",
@@ -53,7 +56,9 @@ select audit.ingest_events($seed$
     ],
     "parent_event_id": null,
     "metadata": {},
-    "checksum": "5c9b8457c45b994648c9111492914ad2698d88f25584f295a6e7a191c9119039"
+    "checksum": "3d820d74dad26ce2e12deb7d9d39b750413b6e36cce1bf42f3bd0da64c656a27",
+    "seal_salt": "0246a0dbff311062b3452eb64e5b3cb3",
+    "payload_commitment": "be01fa7ab3c7e6919193497cc9ae70a3879dbcaa9acaa2e374e8ea41d15edc50"
   },
   {
     "event_id": "seed-0003",
@@ -77,7 +82,9 @@ select audit.ingest_events($seed$
     ],
     "parent_event_id": null,
     "metadata": {},
-    "checksum": "fb94e399018d79565021dca2c47b676463b48a760822698b56ad9a747efaead6"
+    "checksum": "2a75fc48542d13ed9273d48549f1b71ad6e9980a011cb2ebcb482401a2269863",
+    "seal_salt": "175a7141c46f4fa2b79fc00af81081f6",
+    "payload_commitment": "c6dbd8d2fee8bb77ad52c5cca0c18d5959c2144801cdde8b7139098d46f599a7"
   },
   {
     "event_id": "seed-0004",
@@ -104,7 +111,9 @@ select audit.ingest_events($seed$
     ],
     "parent_event_id": null,
     "metadata": {},
-    "checksum": "b422a1021a6f7195444854e89c93aa951aa754509eddbbd45e423aedecd625fc"
+    "checksum": "28958085c9ac2c050465918137b759d43e95a298c12007c1848356d4c907c4fc",
+    "seal_salt": "1f7663a15684a369c9dc109e44c50ab5",
+    "payload_commitment": "6d11af018aba37736ea58542c1068d317a725b12795c786a8fdefb0778fd4f0a"
   }
 ]
 $seed$::json);

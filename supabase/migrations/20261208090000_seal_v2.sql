@@ -389,3 +389,22 @@ revoke all on function audit.is_redaction_record(audit.audit_events), audit.seq_
   audit.append_redaction_record(bigint[], text, text, text) from public;
 grant execute on function audit.is_redaction_record(audit.audit_events), audit.seq_ranges(bigint[])
   to authenticated, service_role;
+
+-- The chain state also says how far the rows really go: the head is as writable as the rows, and a
+-- verifier that stopped at the head would never read rows forged (or left) past it.
+create or replace function audit.chain_state(p_before_seq bigint default null) returns jsonb
+language sql stable security definer set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+    'chain_id', h.chain_id,
+    'head_seq', h.seq,
+    'head_chain_hash', pg_catalog.encode(h.chain_hash, 'hex'),
+    'updated_at', audit.format_timestamp(h.updated_at),
+    'max_seq', (select pg_catalog.max(e.seq) from audit.audit_events e),
+    'prev_chain_hash', case
+        when p_before_seq is null then null
+        when p_before_seq <= 1 then pg_catalog.repeat('00', 32)
+        else (select pg_catalog.encode(e.chain_hash, 'hex') from audit.audit_events e where e.seq = p_before_seq - 1)
+      end)
+  from audit.chain_head h
+$$;

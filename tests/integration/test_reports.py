@@ -230,8 +230,9 @@ def seed(transport: PostgresTransport) -> Scenario:
     engine.analyse(transport, [r.seq for r in stored.results], source="sweep", publisher=None)
     gdpr.erase_subject(transport, "leaving-user", actor=ACTOR)
     gdpr.export_subject(transport, "dr-house", actor=ACTOR)
-    # two records of the requests themselves (security_event, no origin address)
-    return Scenario(start=now - timedelta(hours=3), end=datetime.now(UTC) + timedelta(seconds=1), total=len(events) + 2)
+    # two records of the requests themselves (security_event, no origin address), and the erasure's chained
+    # redaction record (system_event, no origin address either)
+    return Scenario(start=now - timedelta(hours=3), end=datetime.now(UTC) + timedelta(seconds=1), total=len(events) + 3)
 
 
 def post_report(standard: str, start: datetime, end: datetime, **extra: Any) -> Any:
@@ -353,8 +354,8 @@ def test_scenario_numbers(scenario: Scenario) -> None:
     unredacted = scenario.total - 2  # the erased subject's two redacted events
     complete = section(pci, "10.2.2").metrics
     assert complete["events_checked"] == unredacted
-    assert complete["missing_origin"] == 2  # the two GDPR request records carry no address
-    assert complete["complete_percent"] == round(100 * (unredacted - 2) / unredacted, 2)
+    assert complete["missing_origin"] == 3  # the two GDPR request records and the redaction record carry none
+    assert complete["complete_percent"] == round(100 * (unredacted - 3) / unredacted, 2)
     assert section(pci, "10.4.1").status_reason == "1 alert of 1 still await review (within the 24 h window)."
     notable = {e.event_id: e.why for e in pci.notable_events}
     assert notable["s-1400"] == "administrative action without compliance tags"

@@ -94,7 +94,16 @@ class TestRun:
         assert (result.status, result.archived, result.redacted, result.held_back) == ("completed", 30, 30, 3)
         assert len(objects(bucket, ".jsonl.gz")) == 5  # 30 events in batches of 7
         verified = verify_chain(transport)
-        assert verified.valid and verified.redacted == 30 and verified.checked == 43
+        # 43 events and one chained redaction record per batch redacted (5 batches of at most 7)
+        assert verified.valid and verified.redacted == 30 and verified.checked == 43 + 5
+        records = [
+            details
+            for (details,) in db.execute(
+                "select details from audit.audit_events where action = 'events_redacted' order by seq"
+            ).fetchall()
+        ]
+        assert [record["count"] for record in records] == [7, 7, 7, 7, 2]
+        assert sum(last - first + 1 for record in records for first, last in record["seqs"]) == 30
 
     def test_archive_matches_manifest_and_reproduces_the_checksums(
         self, transport: PostgresTransport, db: psycopg.Connection[Any], bucket: str

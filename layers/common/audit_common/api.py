@@ -120,6 +120,15 @@ class StoredEvent(BaseModel):
     compliance_tags: list[str]
     parent_event_id: str | None
     metadata: dict[str, object]
+    seal_version: int = Field(
+        description="1 or 2 (docs/integrity.md section 1): how the checksum was computed from the fields"
+    )
+    seal_salt: str | None = Field(
+        description="Seal version 2: the 16-byte salt (hex) of payload_commitment; null once redacted"
+    )
+    payload_commitment: str | None = Field(
+        description="Seal version 2: SHA-256(seal_salt || canonical private fields), hex; kept after redaction"
+    )
     checksum: str
     prev_hash: str
     chain_hash: str

@@ -6,6 +6,7 @@ the database, with the verifier of docs/integrity.md. A verifier must not trust 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from audit_common.api import VerifyResponse
@@ -68,6 +69,16 @@ def verify_chain(
             progress(cursor - from_seq, stop - from_seq + 1)
     if stop == head_seq:
         result = verifier.finish(expected_head_seq=head_seq, expected_head_hash=bytes.fromhex(state["head_chain_hash"]))
+        max_seq = state.get("max_seq")
+        if result.valid and isinstance(max_seq, int) and max_seq > head_seq:
+            # Rows past the head are served by the API like any other: they must not pass unread.
+            result = dataclasses.replace(
+                result,
+                valid=False,
+                first_invalid_seq=head_seq + 1,
+                reason=FailureKind.ROWS_PAST_HEAD.value,
+                message=f"rows are stored up to seq {max_seq} but the chain head says seq {head_seq}",
+            )
     else:
         result = verifier.result()
     complete = stop == end or not result.valid
