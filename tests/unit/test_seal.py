@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import rfc8785
 
+from audit_common.event_store import seal_for_storage
 from audit_common.integrity import (
     SEALED_FIELDS,
     SealError,
@@ -21,6 +22,17 @@ from audit_common.integrity import (
     format_timestamp,
     sealed_object,
 )
+from audit_common.integrity.seal import (
+    KEPT_FIELDS,
+    PRIVATE_FIELDS,
+    kept_object,
+    payload_commitment,
+    private_object,
+    seal_v2,
+    sealed_object_v2,
+)
+from audit_common.models import AuditEventIn
+from tests.support.events import make_event
 
 
 class EventType(enum.StrEnum):
@@ -300,3 +312,69 @@ def test_objects_must_be_objects(field: str) -> None:
 def test_details_are_sealed_as_given() -> None:
     details = {"b": 1.0, "a": {"nested": [1, "two", None]}, "ünï": "çødé"}
     assert sealed_object({"details": details})["details"] is details
+
+
+# --- seal version 2 ---------------------------------------------------------------------------------
+
+SALT = bytes.fromhex("00112233445566778899aabbccddeeff")
+
+
+def test_private_and_kept_fields_split_the_sealed_fields() -> None:
+    assert PRIVATE_FIELDS == ("user_email", "session_id", "ip_address", "user_agent", "details", "metadata")
+    assert set(KEPT_FIELDS) | set(PRIVATE_FIELDS) == set(SEALED_FIELDS)
+    assert not set(KEPT_FIELDS) & set(PRIVATE_FIELDS)
+    assert len(KEPT_FIELDS) == 11
+
+
+def test_the_v2_sealed_object_has_the_kept_fields_the_version_and_the_commitment() -> None:
+    commitment = payload_commitment(SALT, private_object(ROW))
+    sealed = sealed_object_v2(kept_object(ROW), commitment)
+    assert set(sealed) == {*KEPT_FIELDS, "seal", "payload_commitment"}
+    assert sealed["seal"] == 2 and sealed["payload_commitment"] == commitment.hex()
+    assert commitment == hashlib.sha256(SALT + rfc8785.dumps(private_object(ROW))).digest()
+    assert seal_v2(ROW, SALT) == (commitment, hashlib.sha256(rfc8785.dumps(sealed)).digest())
+
+
+def test_the_ingest_fast_path_seals_exactly_as_the_spec() -> None:
+    """Given a validated event, Then seal_for_storage (the model's already-normal values, orjson for the kept
+    part) gives the very commitment and checksum of seal_v2 over the generic sealing rules."""
+    event = AuditEventIn.model_validate(
+        make_event(
+            1, timestamp="2026-11-27T09:00:00.5+01:00", ip_address="::ffff:192.0.2.1", details={"r": 0.1, "n": 2.0}
+        )
+    )
+    stored = seal_for_storage(event, SALT)
+    commitment, checksum = seal_v2(event.sealed_fields(), SALT)
+    assert (stored["payload_commitment"], stored["checksum"], stored["seal_salt"]) == (
+        commitment.hex(),
+        checksum.hex(),
+        SALT.hex(),
+    )
+    assert event.sealed_parts() == (kept_object(event.sealed_fields()), private_object(event.sealed_fields()))
+    assert event_checksum({**stored, "seal_version": 2}) == checksum
+
+
+def test_each_event_gets_its_own_salt() -> None:
+    event = AuditEventIn.model_validate(make_event(2))
+    first, second = seal_for_storage(event), seal_for_storage(event)
+    assert first["seal_salt"] != second["seal_salt"] and len(bytes.fromhex(first["seal_salt"])) == 16
+    assert first["checksum"] != second["checksum"]
+
+
+@pytest.mark.parametrize("field", PRIVATE_FIELDS)
+def test_a_private_field_changes_the_commitment_and_a_kept_field_the_checksum(field: str) -> None:
+    commitment, checksum = seal_v2(ROW, SALT)
+    changed = dict(ROW)
+    changed[field] = {"x": 1} if field in ("details", "metadata") else ("10.1.2.3" if field == "ip_address" else "x")
+    assert seal_v2(changed, SALT)[0] != commitment
+    for kept in ("user_id", "action", "resource_path"):
+        other = dict(ROW, **{kept: "other"})
+        assert seal_v2(other, SALT) == (commitment, seal_v2(other, SALT)[1])
+        assert seal_v2(other, SALT)[1] != checksum
+
+
+def test_a_stored_v2_row_needs_its_commitment() -> None:
+    with pytest.raises(SealError):
+        event_checksum({**ROW, "seal_version": 2})
+    with pytest.raises(SealError):
+        event_checksum({**ROW, "seal_version": 3, "payload_commitment": "00" * 32})

@@ -12,10 +12,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from audit_common.api import EventResult, IngestResponse
 from audit_common.db import Transport
 from audit_common.integrity import canonical_bytes
-from audit_common.integrity.seal import KEPT_FIELDS, PRIVATE_FIELDS, SEAL_SALT_BYTES, SEAL_VERSION
+from audit_common.integrity.seal import SEAL_SALT_BYTES, SEAL_VERSION
 from audit_common.models import AuditEventIn
 
 
@@ -27,17 +29,28 @@ def seal_for_storage(event: AuditEventIn, salt: bytes | None = None) -> dict[str
     than through ``seal.seal_v2`` because the model's values are already normalised: on the ingest hot path
     that saves normalising each value again (``tests/unit/test_seal.py`` holds the two together).
     """
-    record = event.sealed_record()
+    kept, private = event.sealed_parts()
     if salt is None:
         salt = os.urandom(SEAL_SALT_BYTES)
-    commitment = hashlib.sha256(salt + canonical_bytes({name: record[name] for name in PRIVATE_FIELDS})).hexdigest()
-    sealed = {name: record[name] for name in KEPT_FIELDS}
-    sealed["seal"] = SEAL_VERSION
-    sealed["payload_commitment"] = commitment
-    record["checksum"] = hashlib.sha256(canonical_bytes(sealed)).hexdigest()
+    commitment = hashlib.sha256(salt + canonical_bytes(private)).hexdigest()
+    record = kept | private
+    kept["seal"] = SEAL_VERSION
+    kept["payload_commitment"] = commitment
+    record["checksum"] = hashlib.sha256(_kept_bytes(kept)).hexdigest()
     record["seal_salt"] = salt.hex()
     record["payload_commitment"] = commitment
     return record
+
+
+def _kept_bytes(sealed: dict[str, Any]) -> bytes:
+    """RFC 8785 bytes of the sealed object v2. It holds only strings, null, a list of strings and the integer
+    2 under fixed ASCII keys, for which orjson's sorted output is RFC 8785's (tests/unit/test_canonical.py
+    proves the string escaping identical for every code point); that skips canonical_bytes' walk for
+    numbers. Anything orjson refuses goes to canonical_bytes, whose verdict is the reference one."""
+    try:
+        return orjson.dumps(sealed, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return canonical_bytes(sealed)
 
 
 def store_events(transport: Transport, events: Sequence[AuditEventIn]) -> IngestResponse:
