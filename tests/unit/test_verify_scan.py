@@ -282,3 +282,26 @@ def test_the_report_summary_and_json() -> None:
         7,
     )
     assert report.lines()[-1] == "FAILED at digest 7: root_mismatch: digest 7 signed another root"
+
+
+def test_the_row_layout_names_match_the_literals_the_shortcut_uses() -> None:
+    """The shortcut indexes rows with literals for speed; they must be the layout's names."""
+    from audit_trail import verify_scan
+
+    assert (verify_scan.REDACTED, verify_scan.SEAL_VERSION, verify_scan.SEAL_SALT, verify_scan.COMMITMENT) == (
+        4,
+        5,
+        6,
+        7,
+    )
+    assert (verify_scan.REDACTION_REASON, verify_scan.FIELDS, verify_scan.NUMBER_PROBLEM) == (8, 9, 26)
+    assert (
+        [verify_scan.FIELDS + SEALED_FIELDS.index(name) for name in ("event_type", "action", "details")]
+        == [
+            verify_scan.EVENT_TYPE,
+            verify_scan.ACTION,
+            verify_scan.DETAILS,
+        ]
+        == [11, 19, 21]
+    )
+    assert (verify_scan.IP_ADDRESS, verify_scan.TAGS, verify_scan.METADATA) == (15, 23, 25)
