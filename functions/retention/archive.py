@@ -3,12 +3,21 @@
 Nothing is redacted in the database until the archive of those events has been read back from S3
 and its size and SHA-256 match what was written (the manifest records both, and the chain hashes at
 each end, so an archive can be checked against the chain years later).
+
+The private part of each archived event (the fields a redaction erases, and its seal salt) is sealed
+under its user's archive key (AES-256-GCM, ``audit.subject_keys``), the rest stays in clear. Object Lock
+keeps an archive for years and cannot delete one event from it, yet a GDPR erasure must make the
+subject's data unreadable: erasure deletes the key (crypto-shredding). The kept fields and the payload
+commitment in clear are enough to reproduce each event's checksum (seal version 2), so an archive stays
+provable against the chain after its private parts are shredded.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -17,11 +26,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from audit_common.aws_config import aws_config
+from audit_common.integrity.seal import PRIVATE_FIELDS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-FORMAT = "audit-trail/archive-v1 (gzip, one event per line as GET /events/{event_id} returns it)"
+FORMAT = (
+    "audit-trail/archive-v2 (gzip, one event per line as GET /events/{event_id} returns it, its private fields"
+    " and seal_salt sealed in private_sealed: base64 of nonce || AES-256-GCM under its user's archive key)"
+)
+ARCHIVE_KEY_BYTES = 32
+_NONCE_BYTES = 12
+_SEALED_MEMBERS = (*PRIVATE_FIELDS, "seal_salt")
 
 
 class ArchiveVerificationError(RuntimeError):
@@ -37,6 +53,35 @@ class ArchivedBatch:
     sha256: str
     size_bytes: int
     seqs: list[int]
+
+
+def _nonce(key: bytes, seq: int) -> bytes:
+    # Deterministic, so that a retried run writes the very same object (its key is derived from its content):
+    # one nonce per (key, event), and an event's private part never changes while it is archived.
+    return hmac.new(key, b"archive nonce %d" % seq, hashlib.sha256).digest()[:_NONCE_BYTES]
+
+
+def seal_private(row: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """The archive line of a row: its private fields and salt replaced by ``private_sealed``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    line = {name: value for name, value in row.items() if name not in _SEALED_MEMBERS}
+    plaintext = orjson.dumps({name: row.get(name) for name in _SEALED_MEMBERS}, option=orjson.OPT_SORT_KEYS)
+    nonce = _nonce(key, int(row["seq"]))
+    sealed = nonce + AESGCM(key).encrypt(nonce, plaintext, str(row["event_id"]).encode())
+    line["private_sealed"] = base64.b64encode(sealed).decode("ascii")
+    return line
+
+
+def open_private(line: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """The row an archive line was made from (raises ``cryptography``'s InvalidTag for a wrong key)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    sealed = base64.b64decode(line["private_sealed"])
+    plaintext = AESGCM(key).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], str(line["event_id"]).encode())
+    row = {name: value for name, value in line.items() if name != "private_sealed"}
+    row.update(orjson.loads(plaintext))
+    return row
 
 
 def encode_lines(rows: list[dict[str, Any]]) -> bytes:

@@ -10,6 +10,7 @@ seq it scanned. A run over a range already done finds nothing to do.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any
 
 from audit_common.db import Transport
 from audit_common.observability import logger
-from retention.archive import Archiver
+from retention.archive import ARCHIVE_KEY_BYTES, Archiver, seal_private
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def run_retention(transport: Transport, archiver: Archiver, *, triggered_by: str
             continue
         batches += 1
         # raises before anything is recorded (or redacted) when the upload does not verify
-        archived = archiver.put_batch(run_id, as_of, events)
+        archived = archiver.put_batch(run_id, as_of, _sealed_lines(transport, events))
         recorded = transport.call(
             "retention_record_batch",
             {
@@ -101,6 +102,15 @@ def run_retention(transport: Transport, archiver: Archiver, *, triggered_by: str
         resumed=bool(run["resumed"]),
         batches_this_invocation=batches,
     )
+
+
+def _sealed_lines(transport: Transport, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The batch as archive lines: each event's private part sealed under its user's archive key."""
+    users = {str(event["user_id"]) for event in events}
+    # Candidates for users who have no key yet; the database keeps the first key a user gets.
+    candidates = {user: os.urandom(ARCHIVE_KEY_BYTES).hex() for user in users}
+    keys = transport.call("archive_keys", {"p_candidates": candidates})
+    return [seal_private(event, bytes.fromhex(keys[str(event["user_id"])])) for event in events]
 
 
 def _redact(transport: Transport, run_id: str, batch_no: int, chunk: int) -> None:

@@ -285,6 +285,36 @@ begin
 end
 $$;
 
+-- ---------------------------------------------------------------------------------------------
+-- Archive keys: retention archives to an Object-Locked bucket, where nothing can be deleted before its
+-- lock ends. So the private part of each archived event is encrypted (AES-256-GCM) with a key of its
+-- user's, kept here; an erasure deletes the key, and what was archived of the subject is unreadable
+-- (crypto-shredding). The kept fields and the payload commitment stay in clear: they prove the archive.
+-- ---------------------------------------------------------------------------------------------
+create table audit.subject_keys (
+  user_id     text collate "C" primary key,
+  data_key    bytea not null check (octet_length(data_key) = 32),
+  created_at  timestamptz not null default now()
+);
+alter table audit.subject_keys enable row level security;
+revoke all on audit.subject_keys from public, anon, authenticated, service_role;
+comment on table audit.subject_keys is
+  'Per-user keys of the archive''s private parts; deleted by audit.erase_subject (crypto-shredding).';
+
+-- The keys of these users, creating the missing ones from the candidates the caller drew (os.urandom).
+create function audit.archive_keys(p_candidates jsonb) returns jsonb
+language plpgsql volatile security definer set search_path = ''
+as $$
+begin
+  insert into audit.subject_keys (user_id, data_key)
+  select c.key, pg_catalog.decode(c.value, 'hex') from pg_catalog.jsonb_each_text(p_candidates) c
+  on conflict (user_id) do nothing;
+  return (select coalesce(pg_catalog.jsonb_object_agg(k.user_id, pg_catalog.encode(k.data_key, 'hex')), '{}'::jsonb)
+            from audit.subject_keys k
+           where k.user_id in (select pg_catalog.jsonb_object_keys(p_candidates)));
+end
+$$;
+
 -- Retention and erasure never select redaction records (they would stay unredacted and stall a batch).
 create or replace function audit.retention_candidates(p_run_id uuid, p_after_seq bigint, p_limit integer default 1000)
 returns jsonb
@@ -320,11 +350,16 @@ begin
 end
 $$;
 
+-- An erasure covers the subject's own events and the trail's records of the subject as a caller (access
+-- records name the caller as `<role>:<sub>`), scrubs the alerts that quote the subject's addresses, and
+-- deletes the subject's archive keys: what retention archived of them can no longer be read (the archive
+-- is Object-Locked, so its private part is encrypted per user for exactly this; functions/retention/archive.py).
 create or replace function audit.erase_subject(p_user_id text, p_actor text, p_request_id text) returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   v_now timestamptz := pg_catalog.now();
+  v_names text[];
   v_erasable bigint[];
   v_redacted integer;
   v_held jsonb;
@@ -334,8 +369,9 @@ begin
   if coalesce(pg_catalog.btrim(p_user_id), '') = '' then
     raise exception 'user_id is required' using errcode = 'invalid_parameter_value';
   end if;
+  v_names := array[p_user_id, 'user:' || p_user_id, 'auditor:' || p_user_id, 'admin:' || p_user_id];
   select pg_catalog.count(*) into v_total from audit.audit_events e
-   where e.user_id = p_user_id and not audit.is_redaction_record(e);
+   where e.user_id = any(v_names) and not audit.is_redaction_record(e);
   if v_total = 0 then
     return null;
   end if;
@@ -345,7 +381,7 @@ begin
              where f.compliance_tag = any(e.compliance_tags)
                and e."timestamp" > v_now - pg_catalog.make_interval(days => f.days)) as floor_days
       from audit.audit_events e
-     where e.user_id = p_user_id and e.redacted_at is null and not audit.is_redaction_record(e)
+     where e.user_id = any(v_names) and e.redacted_at is null and not audit.is_redaction_record(e)
   )
   select array_agg(s.seq) filter (where not s.held and s.floor_days is null),
          coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('event_id', s.event_id, 'ground', 'legal_hold'))
@@ -357,11 +393,26 @@ begin
                     filter (where not s.held and s.floor_days is not null), '[]'::jsonb)
     into v_erasable, v_held, v_obliged
     from subject s;
+  -- Alerts raised on the erased events, or keyed by an address they came from, quote the address.
+  with erased as (
+    select e.event_id, pg_catalog.host(e.ip_address) as address from audit.audit_events e
+     where e.seq = any(coalesce(v_erasable, '{}'))
+  )
+  update audit.security_alerts a
+     set alert_key = 'erased:' || a.alert_id::text,
+         summary = 'details erased (GDPR Art. 17 request ' || coalesce(p_request_id, 'unnamed') || ')',
+         context = '{}'::jsonb,
+         updated_at = v_now
+   where a.event_ids && array(select r.event_id from erased r)
+      or a.alert_key in (select r.address from erased r where r.address is not null);
   v_redacted := audit.redact_seqs(coalesce(v_erasable, '{}'), 'erasure', p_actor, p_request_id);
+  -- Whatever is archived of the subject is past its retention: shred it even when a hold keeps other events
+  -- in the database (those are not archived yet, and get a new key when they are).
+  delete from audit.subject_keys k where k.user_id = any(v_names);
   return pg_catalog.jsonb_build_object(
     'user_id', p_user_id, 'events', v_total, 'redacted', v_redacted,
     'already_redacted', (select pg_catalog.count(*) from audit.audit_events e
-                          where e.user_id = p_user_id and e.redacted_at is not null) - v_redacted,
+                          where e.user_id = any(v_names) and e.redacted_at is not null) - v_redacted,
     'kept', v_held || v_obliged);
 end
 $$;
@@ -386,7 +437,8 @@ end
 $$;
 
 revoke all on function audit.is_redaction_record(audit.audit_events), audit.seq_ranges(bigint[]),
-  audit.append_redaction_record(bigint[], text, text, text) from public;
+  audit.append_redaction_record(bigint[], text, text, text), audit.archive_keys(jsonb) from public;
+grant execute on function audit.archive_keys(jsonb) to service_role;
 grant execute on function audit.is_redaction_record(audit.audit_events), audit.seq_ranges(bigint[])
   to authenticated, service_role;
 

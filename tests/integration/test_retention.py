@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 from collections.abc import Iterator
@@ -13,15 +14,17 @@ import orjson
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.exceptions import InvalidTag
 
 from audit_common import event_store
 from audit_common.db import PostgresTransport
 from audit_common.errors import InvalidInput, NotFound
 from audit_common.integrity import event_checksum
+from audit_common.integrity.seal import payload_commitment, private_object
 from audit_common.models import AuditEventIn
 from audit_common.verification import verify_chain
 from retention import gdpr, runner
-from retention.archive import Archiver
+from retention.archive import Archiver, open_private
 from retention.handler import lambda_handler
 from tests.support.apigw import invoke, proxy_event
 from tests.support.aws import archive_bucket
@@ -124,6 +127,44 @@ class TestRun:
         assert all(event_checksum(line).hex() == line["checksum"] for line in lines)
         assert (manifest["first_seq"], manifest["last_seq"], manifest["count"]) == (1, 12, 12)
         assert manifest["last_chain_hash"] == lines[-1]["chain_hash"]
+        # The private part is sealed under the user's archive key; opened, it is the event's own and its
+        # commitment holds.
+        assert not {"user_email", "ip_address", "details", "seal_salt"} & set(lines[0])
+        for line in lines:
+            (key,) = one(db, "select data_key from audit.subject_keys where user_id = %s", (line["user_id"],))
+            row = open_private(line, bytes(key))
+            assert row["details"]["pi"] == 3.14159
+            assert (
+                payload_commitment(bytes.fromhex(row["seal_salt"]), private_object(row)).hex()
+                == row["payload_commitment"]
+            )
+
+    def test_an_erasure_shreds_what_the_archive_holds_of_the_subject(
+        self, transport: PostgresTransport, db: psycopg.Connection[Any], bucket: str
+    ) -> None:
+        """Given a subject's events archived by retention (Object Lock: the archive cannot be edited), When the
+        subject is erased, Then their archive key is gone and no key the database holds opens their lines, while
+        the lines still reproduce their checksums."""
+        store(transport, [ev(n, OLD + timedelta(seconds=n), user_id="leaver" if n < 3 else "stayer") for n in range(6)])
+        run(transport, bucket)
+        s3 = boto3.client("s3")
+        [object_key] = objects(bucket, ".jsonl.gz")
+        lines = [
+            orjson.loads(line)
+            for line in gzip.decompress(s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()).splitlines()
+        ]
+        gdpr.erase_subject(transport, "leaver", actor="admin:dpo")
+
+        assert one(db, "select count(*) from audit.subject_keys where user_id = 'leaver'") == (0,)
+        keys = [bytes(key) for (key,) in db.execute("select data_key from audit.subject_keys").fetchall()]
+        for line in lines:
+            assert event_checksum(line).hex() == line["checksum"]
+            opened = 0
+            for key in keys:
+                with contextlib.suppress(InvalidTag):
+                    open_private(line, key)
+                    opened += 1
+            assert opened == (0 if line["user_id"] == "leaver" else 1)
 
     def test_archived_objects_cannot_be_deleted(self, transport: PostgresTransport, bucket: str) -> None:
         """Given an archive under Object Lock COMPLIANCE, When its version is deleted, Then S3 refuses."""
