@@ -52,8 +52,8 @@ __all__ = [
     "ChunkTask",
     "MerkleStitcher",
     "SealedRowError",
-    "chunk_tasks",
     "Snapshot",
+    "chunk_tasks",
     "open_snapshot",
     "quick_row_ok",
     "read_head",
@@ -91,7 +91,8 @@ ROW_JSON: Final = sql.SQL(
 SEQ, CHECKSUM, PREV_HASH, CHAIN_HASH, REDACTED, SEAL_VERSION, SEAL_SALT, COMMITMENT, REDACTION_REASON = range(9)
 FIELDS: Final = 9  # the 17 sealed columns follow, in SEALED_FIELDS order
 (EVENT_ID, TIMESTAMP, EVENT_TYPE, USER_ID, USER_EMAIL, SESSION_ID, IP_ADDRESS, USER_AGENT, RESOURCE_PATH,
- RESOURCE_ID, ACTION, STATUS, DETAILS, SECURITY_LEVEL, TAGS, PARENT_EVENT_ID, METADATA) = range(FIELDS, FIELDS + 17)  # fmt: skip
+ RESOURCE_ID, ACTION, STATUS, DETAILS, SECURITY_LEVEL, TAGS, PARENT_EVENT_ID,
+ METADATA) = range(FIELDS, FIELDS + 17)  # fmt: skip
 NUMBER_PROBLEM: Final = FIELDS + 17
 """Appended by the reader to a row whose JSON text holds a number that is not exactly its RFC 8785 form."""
 
