@@ -48,7 +48,7 @@ def post_events(body: Annotated[JsonBody, Body()]) -> Response[IngestResponse]:
     # The body is validated by the service, not the resolver: Powertools reduces a JSON array to
     # its first element for a body type it does not see as a sequence (our tagged union), which
     # would silently drop events. openapi_document publishes the schema that is enforced.
-    result = service.ingest_request(get_transport(), body)
+    result = service.ingest_request(get_transport(), body, app.current_event.decoded_body)
     metrics.add_metric(name="EventsCreated", unit=MetricUnit.Count, value=result.created)
     metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=result.duplicates)
     status = HTTPStatus.CREATED if result.duplicates == 0 else HTTPStatus.OK

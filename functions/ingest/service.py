@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from audit_common.api import EventPage, IngestResponse, StoredEvent, request_events, validate_events
+from audit_common.api import (
+    EventPage,
+    IngestResponse,
+    StoredEvent,
+    inexact_number_errors,
+    request_events,
+    validate_events,
+)
 from audit_common.cursor import decode_cursor, encode_cursor
 from audit_common.db import Transport
 from audit_common.errors import BadRequest
@@ -13,9 +20,13 @@ from audit_common.event_store import store_events
 from audit_common.models import ComplianceStandard, EventType, SecurityLevel
 
 
-def ingest_request(transport: Transport, body: Any) -> IngestResponse:
-    """Validate a `POST /events` body and store its events; a refusal names every bad field and stores nothing."""
-    return store_events(transport, validate_events(request_events(body)))
+def ingest_request(transport: Transport, body: Any, text: bytes | str | None = None) -> IngestResponse:
+    """Validate a `POST /events` body and store its events; a refusal names every bad field and stores nothing.
+
+    `text` is the request body as sent, of which `body` is the parse: numbers are checked in it, since
+    the parse has rounded them (api.inexact_number_errors)."""
+    raw_events = request_events(body)
+    return store_events(transport, validate_events(raw_events, inexact_number_errors(text)))
 
 
 def encode_seq_cursor(seq: int, descending: bool) -> str:

@@ -9,6 +9,7 @@ import orjson
 import psycopg
 import pytest
 
+from audit_common.integrity import canonical_bytes
 from ingest.handler import lambda_handler
 from tests.support.apigw import invoke, proxy_event
 from tests.support.events import access_records, event_count, make_event
@@ -22,6 +23,11 @@ def without(*fields: str) -> dict[str, Any]:
 
 def batch(*events: dict[str, Any]) -> dict[str, Any]:
     return {"events": list(events)}
+
+
+def with_number(field: str, text: str, event: dict[str, Any] = GOOD) -> bytes:
+    """An event as request text whose `field` is {"n": <text>}: numbers as written, not as a parser rounds them."""
+    return orjson.dumps({**event, field: {"n": "<number>"}}).replace(b'"<number>"', text.encode())
 
 
 # A day ahead, not minutes: the module is imported once and a long run must not overtake it.
@@ -63,7 +69,30 @@ CASES: list[tuple[str, Any, int, tuple[int | None, str] | None, str]] = [
     ("overlong-path", {**GOOD, "resource_path": "/" + "p" * 4096}, 422, (0, "resource_path"), "4096"),
     ("details-65-kib", {**GOOD, "details": {"blob": "x" * (65 * 1024)}}, 422, (0, "details"), "65536"),
     ("details-not-object", {**GOOD, "details": ["a"]}, 422, (0, "details"), "dictionary"),
-    ("huge-integer", {**GOOD, "details": {"n": 2**60}}, 422, (0, "details"), "2^53"),
+    ("inexact-integer", {**GOOD, "details": {"n": 2**60}}, 422, (0, "details.n"), "1152921504606846976 cannot be"),
+    ("integer-2-53-plus-1", with_number("details", "9007199254740993"), 422, (0, "details.n"), "stored exactly"),
+    (
+        "decimal-that-rounds",
+        with_number("details", "0.10000000000000001"),
+        422,
+        (0, "details.n"),
+        "send it as a string",
+    ),
+    ("big-integer-as-double", with_number("metadata", "1000000000000000000001"), 422, (0, "metadata.n"), "exactly"),
+    ("underflow", with_number("details", "[1, 1e-400]"), 422, (0, "details.n[1]"), "1E-400 cannot be stored"),
+    ("overflow", with_number("details", "1E400"), 422, (0, "details.n"), "cannot be stored exactly"),
+    ("subnormal-that-rounds", with_number("details", "1.4e-323"), 422, (0, "details.n"), "exactly"),
+    (
+        "inexact-number-in-a-batch",
+        b'{"events": ['
+        + orjson.dumps(make_event(1))
+        + b", "
+        + with_number("details", '{"r": 0.30000000000000001}')
+        + b"]}",
+        422,
+        (1, "details.n.r"),
+        "0.30000000000000001 cannot be stored exactly",
+    ),
     (
         "deep-nesting",
         {**GOOD, "details": orjson.loads("[" * 40 + "]" * 40) and {"d": orjson.loads("[" * 40 + "]" * 40)}},
@@ -190,3 +219,23 @@ def test_a_bad_last_event_refuses_the_whole_batch(db: psycopg.Connection[Any]) -
     assert response.status == 422
     assert [(e["index"], e["field"]) for e in response.body["errors"]] == [(999, "timestamp")]
     assert event_count(db) == 0
+
+
+@pytest.mark.usefixtures("configured")
+def test_exact_numbers_and_explicit_nulls_are_accepted_and_stored_as_sent(db: psycopg.Connection[Any]) -> None:
+    """Given numbers whose RFC 8785 form has their exact value (2^53 + 2, 10^21 as digits, 1e21, 0.1, 5e-324) and
+    `null` for details, metadata and compliance_tags, When posted, Then 201 and the stored values are those
+    numbers and the empty values."""
+    numbers = "[9007199254740994, 1000000000000000000000, 1e21, 0.1, 5e-324, -0.0, 1.7976931348623157e308]"
+    body = b'{"events": [' + with_number("details", numbers, make_event(1)) + b", "
+    body += orjson.dumps(make_event(2, details=None, metadata=None, compliance_tags=None)) + b"]}"
+
+    response = invoke(lambda_handler, proxy_event("POST", "/events", raw_body=body.decode()))
+
+    assert response.status == 201, response.body
+    rows = db.execute("select details, metadata, compliance_tags from audit.audit_events order by seq").fetchall()
+    # Read back as Python parses JSONB's plain notation (1.79...e308 as a 309-digit integer): same canonical form.
+    sent = {"n": [9007199254740994, 10**21, 1e21, 0.1, 5e-324, -0.0, 1.7976931348623157e308]}
+    assert canonical_bytes(rows[0][0]) == canonical_bytes(sent)
+    assert canonical_bytes(rows[0][0]) == b'{"n":[9007199254740994,1e+21,1e+21,0.1,5e-324,0,1.7976931348623157e+308]}'
+    assert rows[1] == ({}, {}, [])

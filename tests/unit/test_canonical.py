@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import random
 import struct
 import sys
 from collections import OrderedDict
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from audit_common.integrity import CanonicalizationError, canonical_bytes, canonical_number
 from audit_common.integrity import canonical as canonical_module
+from tests.support.events import make_event, realistic_details
 
 MAX_EXACT_INT = 2**53
 
@@ -360,7 +362,7 @@ def test_jsonb_round_trip_examples() -> None:
 @settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_arbitrary_json_read_back_from_jsonb_hashes_the_same(value: Any) -> None:
-    # Integers beyond 2**53 are refused at ingest; only values that can be stored are compared here.
+    # Whatever canonicalises is compared (inexact numbers are refused at ingest, but read back the same).
     try:
         original = canonical_bytes(value)
     except CanonicalizationError:
@@ -388,3 +390,302 @@ def test_fast_path_alone_agrees_with_rfc8785(value: Any) -> None:
     with mock.patch.object(canonical_module, "_reference_bytes", _no_reference):
         fast = canonical_bytes(value)
     assert fast == rfc8785.dumps(as_reference_input(value))
+
+
+# --- exact numbers: is_exact_number, inexact_numbers, might_hold_inexact_number -------------------
+
+
+def reference_is_exact(number: int | Decimal) -> bool:
+    """The definition, written independently: the value of rfc8785's text for the nearest double is the value."""
+    if isinstance(number, Decimal) and not number.is_finite():
+        return False
+    try:
+        nearest = float(str(number))  # correctly rounded by Python; inf beyond the range
+    except OverflowError:
+        return False
+    if not math.isfinite(nearest):
+        return False
+    return Decimal(rfc8785.dumps(nearest).decode()) == Decimal(number)
+
+
+EXACT_NUMBERS: list[int | Decimal] = [
+    0,
+    -1,
+    2**53,
+    -(2**53),
+    9007199254740994,
+    10**21,
+    -(10**21),
+    10**18,
+    10**300,
+    Decimal("0.1"),
+    Decimal("1e21"),
+    Decimal("1E+21"),
+    Decimal("1.0"),
+    Decimal("-0"),
+    Decimal("-0.0e-500"),
+    Decimal("5e-324"),
+    Decimal("-5e-324"),
+    Decimal("1.5e-323"),
+    Decimal("2.2250738585072014e-308"),
+    Decimal("1.7976931348623157e308"),
+    Decimal("1e-7"),
+    Decimal("0.30000000000000004"),
+    Decimal("9007199254740993e0") - 1,  # 9007199254740992 as a Decimal
+    Decimal("333333333.3333333"),
+]
+INEXACT_NUMBERS: list[int | Decimal] = [
+    9007199254740993,
+    -9007199254740993,
+    2**53 + 1,
+    2**60,
+    2**64,
+    10**21 + 1,
+    10**400,
+    Decimal("9007199254740993"),
+    Decimal("0.10000000000000001"),
+    Decimal("0.1000000000000000055511151231257827"),  # the exact value of the double 0.1
+    Decimal("1e-400"),
+    Decimal("-1e-400"),
+    Decimal("1e400"),
+    Decimal("1.4e-323"),
+    Decimal("2.4703282292062328e-324"),  # rounds to 5e-324
+    Decimal("4.9406564584124654e-324"),  # the exact-ish value of 5e-324, printed as 5e-324
+    Decimal("1.7976931348623159e308"),  # rounds to infinity
+    Decimal("333333333.33333329"),
+    Decimal("NaN"),
+    Decimal("Infinity"),
+    Decimal("-Infinity"),
+]
+
+
+@pytest.mark.parametrize("number", EXACT_NUMBERS, ids=str)
+def test_exact_numbers(number: int | Decimal) -> None:
+    assert canonical_module.is_exact_number(number)
+    assert reference_is_exact(number)
+
+
+@pytest.mark.parametrize("number", INEXACT_NUMBERS, ids=str)
+def test_inexact_numbers(number: int | Decimal) -> None:
+    assert not canonical_module.is_exact_number(number)
+    assert not reference_is_exact(number)
+
+
+@pytest.mark.parametrize("value", [True, False, 0.1, "1", None])
+def test_is_exact_number_takes_only_int_and_decimal(value: Any) -> None:
+    with pytest.raises(TypeError):
+        canonical_module.is_exact_number(value)
+
+
+def shortest_neighbours(number: float) -> list[Decimal]:
+    """Decimals at and around a double: its shortest text, its exact value, and one digit more either side."""
+    shortest = Decimal(repr(number))
+    exact = Decimal(number)
+    step = Decimal(1).scaleb(shortest.adjusted() - 17)
+    return [shortest, exact, shortest + step, shortest - step, -shortest]
+
+
+finite_doubles = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e-300, max_value=1e-300),
+    st.integers(min_value=0, max_value=2**64 - 1)
+    .map(lambda bits: struct.unpack(">d", bits.to_bytes(8, "big"))[0])
+    .filter(math.isfinite),
+)
+decimal_texts = st.builds(
+    lambda sign, digits, exponent: Decimal(f"{sign}{digits}e{exponent}"),
+    st.sampled_from(["", "-"]),
+    st.integers(min_value=0, max_value=10**25).map(str),
+    st.integers(min_value=-400, max_value=400),
+)
+big_integers = st.one_of(
+    st.integers(min_value=-(10**320), max_value=10**320),
+    st.integers(min_value=2**53 - 4, max_value=2**64 + 4),
+    finite_doubles.filter(lambda x: abs(x) >= 2**53).map(int).flatmap(lambda i: st.sampled_from([i - 1, i, i + 1])),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(finite_doubles)
+def test_every_double_text_is_exact_and_its_neighbours_are_judged_by_the_definition(number: float) -> None:
+    assert canonical_module.is_exact_number(Decimal(repr(number)))
+    assert canonical_module.is_exact_number(Decimal(canonical_number(number)))
+    for candidate in shortest_neighbours(number):
+        assert canonical_module.is_exact_number(candidate) is reference_is_exact(candidate), candidate
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(decimal_texts, st.decimals(allow_nan=False, allow_infinity=False)))
+def test_is_exact_number_agrees_with_the_definition_on_decimals(number: Decimal) -> None:
+    assert canonical_module.is_exact_number(number) is reference_is_exact(number)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(big_integers)
+def test_is_exact_number_agrees_with_the_definition_on_integers(number: int) -> None:
+    assert canonical_module.is_exact_number(number) is reference_is_exact(number)
+    if -(2**53) <= number <= 2**53:
+        assert canonical_module.is_exact_number(number)
+
+
+def test_inexact_numbers_names_each_path_in_document_order() -> None:
+    text = (
+        b'{"ok": [1, 0.5, 9007199254740994, 1e21, "9007199254740993"], "ratio": 0.10000000000000001,'
+        b' "a": {"b": [0, {"c": 9007199254740993}, -1e-400]}, "": 1E400, "t": true, "n": null}'
+    )
+    value = json.loads(text, parse_float=Decimal)
+    assert canonical_module.inexact_numbers(value, "details") == [
+        "details.ratio",
+        "details.a.b[1].c",
+        "details.a.b[2]",
+        "details.",
+    ]
+    assert canonical_module.inexact_numbers(value) == ["ratio", "a.b[1].c", "a.b[2]", "."]
+    assert canonical_module.inexact_number_items(value["a"], "a") == [
+        ("a.b[1].c", 9007199254740993),
+        ("a.b[2]", Decimal("-1e-400")),
+    ]
+    assert canonical_module.inexact_numbers(Decimal("1e-400")) == ["."]
+    assert canonical_module.inexact_numbers(9007199254740993, "x") == ["x"]
+    assert canonical_module.inexact_numbers({"f": 0.1, "g": float("inf"), "t": True}) == ["g"]
+    assert canonical_module.inexact_numbers({"a": [1, 2.5, "x", None, False]}) == []
+
+
+# JSON number tokens as text: every shape the grammar allows (leading zeros in exponents, both cases, signs).
+number_tokens = st.one_of(
+    st.builds(
+        lambda sign, integer, fraction, exponent: f"{sign}{integer}{fraction}{exponent}",
+        st.sampled_from(["", "-"]),
+        st.one_of(st.just("0"), st.integers(min_value=1, max_value=10**40).map(str)),
+        st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=30).map(lambda digits: "." + digits)),
+        st.one_of(
+            st.just(""),
+            st.builds(
+                lambda e, sign, digits: f"{e}{sign}{digits}",
+                st.sampled_from(["e", "E"]),
+                st.sampled_from(["", "+", "-"]),
+                st.one_of(
+                    st.integers(min_value=0, max_value=999).map(str), st.text("0123456789", min_size=1, max_size=6)
+                ),
+            ),
+        ),
+    ),
+    finite_doubles.flatmap(lambda x: st.sampled_from([str(d) for d in shortest_neighbours(x)])).map(
+        lambda text: text.replace("E", "e")
+    ),
+    finite_doubles.map(lambda x: format(Decimal(repr(x)), "f")),  # PostgreSQL's plain notation
+    st.sampled_from(["9007199254740993", "1e-400", "1E400", "1.4e-323", "0.10000000000000001", "1e0400", "1e-0400"]),
+)
+json_strings = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["9007199254740993", "a, 1e-400", ": 12345678901234567", "2026-11-27T08:00:00.123456789Z"]),
+    st.binary(min_size=32, max_size=32).map(bytes.hex),
+)
+
+
+def token_value(token: str) -> int | Decimal:
+    return int(token) if not any(c in token for c in ".eE") else Decimal(token)
+
+
+@st.composite
+def json_texts(draw: st.DrawFn) -> tuple[bytes, list[str]]:
+    """JSON text holding number tokens as written, in one of several layouts, and the tokens themselves."""
+    tokens: list[str] = []
+    separator, colon, indent = draw(
+        st.sampled_from([(",", ":", ""), (", ", ": ", ""), (",", ": ", "\n  "), (" ,\t", " :\r\n", "")])
+    )
+
+    def render(depth: int) -> str:
+        kind = draw(
+            st.sampled_from(
+                ["number", "number", "string", "literal", "list", "object"] if depth < 4 else ["number", "string"]
+            )
+        )
+        if kind == "number":
+            token = draw(number_tokens)
+            tokens.append(token)
+            return token
+        if kind == "string":
+            return json.dumps(draw(json_strings))
+        if kind == "literal":
+            return draw(st.sampled_from(["true", "false", "null"]))
+        items = [render(depth + 1) for _ in range(draw(st.integers(min_value=0, max_value=4)))]
+        if kind == "list":
+            return "[" + indent + separator.join(items) + "]"
+        keys = [json.dumps(f"{index}{draw(json_strings)}") for index, _ in enumerate(items)]
+        return "{" + indent + separator.join(f"{k}{colon}{v}" for k, v in zip(keys, items, strict=True)) + "}"
+
+    return render(0).encode(), tokens
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_texts())
+def test_the_prescreen_never_passes_text_with_an_inexact_number(case: tuple[bytes, list[str]]) -> None:
+    text, tokens = case
+    inexact = [token for token in tokens if not canonical_module.is_exact_number(token_value(token))]
+    parsed = json.loads(text, parse_float=Decimal)  # the generated text is JSON
+    assert len(canonical_module.inexact_numbers(parsed)) == len(inexact)
+    if inexact:
+        assert canonical_module.might_hold_inexact_number(text), (text, inexact)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(number_tokens, st.sampled_from(["{}", '{{"a": {}}}', '{{"a":[1, {}]}}', "[{}]", "[\n\t {} \r\n]", " {} ", "{}"]))
+def test_the_prescreen_flags_every_inexact_token_wherever_it_stands(token: str, layout: str) -> None:
+    text = layout.format(token).encode()
+    if not canonical_module.is_exact_number(token_value(token)):
+        assert canonical_module.might_hold_inexact_number(text)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "9007199254740993",
+        "-9007199254740993",
+        "0.10000000000000001",
+        "1e-400",
+        "-1E-400",
+        "1e400",
+        "1E+400",
+        "1.4e-323",
+        "1e0400",
+        "1152921504606846976",
+        "1000000000000000000001",
+        "0." + "0" * 399 + "1",  # 1e-400 as PostgreSQL prints it
+        "1" + "0" * 400,  # 1e400 likewise
+    ],
+)
+def test_the_prescreen_flags_known_inexact_numbers(token: str) -> None:
+    assert not canonical_module.is_exact_number(token_value(token))
+    for layout in ["[{}]", '{{"a":{}}}', '{{"a": [1, {}]}}', "[\n  {}\n]", "{}", ' {{"x" :\t-{}}}']:
+        assert canonical_module.might_hold_inexact_number(layout.format(token).encode()), layout
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"a": 0.1, "b": 134.847, "c": -0.0, "d": 9007199254740, "e": 1e-7, "f": 1e+21, "g": 1E21, "h": 1.5e-99}',
+        b"[0, -1, 123456789012345, 0.0000000000001, 9999999999999.9, 1.2345678901234e99, -1.2345678901234e-99]",
+        b'{"sha256": "0123456789012345678901234567890123456789012345678901234567890123", "n": 1}',
+        b'{"id": "123e4567-e89b-12d3-a456-426614174000", "at": "2026-11-27T08:00:00.123456789+01:00"}',
+        b'{"ip": "2001:db8::1e5", "v4": "192.168.100.200", "version": "3.2.1", "s": "1e-400"}',
+        b"",
+        b"true",
+    ],
+)
+def test_the_prescreen_passes_typical_text(text: bytes) -> None:
+    assert not canonical_module.might_hold_inexact_number(text)
+
+
+def test_the_prescreen_passes_typical_event_bodies_and_their_jsonb_text() -> None:
+    rng = random.Random(14)
+    events = [make_event(n, details=realistic_details(rng, n)) for n in range(300)]
+    assert not canonical_module.might_hold_inexact_number(orjson.dumps({"events": events}))
+    assert not canonical_module.might_hold_inexact_number(json.dumps(events, indent=2).encode())
+    # PostgreSQL's jsonb output: ", " and ": " between items
+    assert not canonical_module.might_hold_inexact_number(json.dumps(events).encode())
+
+
+@pytest.mark.parametrize("text", [b"5", b" -0.5 ", b"1e400", b"\n9007199254740993"])
+def test_the_prescreen_flags_a_bare_number(text: bytes) -> None:
+    assert canonical_module.might_hold_inexact_number(text)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import rfc8785
 
+from audit_common.api import inexact_number_errors
 from audit_common.integrity import (
     EMPTY_ROOT,
     GENESIS_HASH,
@@ -25,6 +27,7 @@ from audit_common.integrity import (
     verify_consistency,
     verify_inclusion,
 )
+from audit_common.integrity.canonical import is_exact_number
 from audit_common.integrity.seal import kept_object, payload_commitment, private_object, seal_v2, sealed_object_v2
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -190,9 +193,16 @@ def test_consistency_proof_vectors(vector: dict[str, Any]) -> None:
     assert verify_consistency(old_size, new_size, old_root, bytes.fromhex(MERKLE["roots"][str(new_size)]), proof)
 
 
-@pytest.mark.parametrize(("text", "canonical"), VECTORS["numbers"])
-def test_number_vectors(text: str, canonical: str) -> None:
+@pytest.mark.parametrize(("text", "canonical", "ingest"), VECTORS["numbers"])
+def test_number_vectors(text: str, canonical: str, ingest: str) -> None:
+    """The canonical form is that of the double; ingest accepts the number iff that form has exactly its value."""
     assert canonical_bytes(json.loads(text)) == canonical.encode()
+    exact = json.loads(text, parse_float=Decimal)
+    assert is_exact_number(exact) is (ingest == "accepted")
+    assert (Decimal(canonical) == Decimal(text)) is (ingest == "accepted")
+    body = f'{{"details": {{"n": {text}}}}}'.encode()
+    refused = [(e.index, e.field) for e in inexact_number_errors(body)]
+    assert refused == ([] if ingest == "accepted" else [(0, "details.n")])
 
 
 # --- the page cannot drift from the vectors ---------------------------------------------------------
@@ -232,8 +242,8 @@ def test_the_page_shows_every_merkle_vector() -> None:
 
 
 def test_the_page_shows_every_number_vector() -> None:
-    for text, canonical in VECTORS["numbers"]:
-        assert f"| `{text}` | `{canonical}` |" in PAGE
+    for text, canonical, ingest in VECTORS["numbers"]:
+        assert f"| `{text}` | `{canonical}` | {ingest} |" in PAGE
 
 
 def listed_after(heading: str) -> list[str]:

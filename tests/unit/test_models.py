@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -11,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from audit_common.api import ingest_request_adapter
-from audit_common.integrity import sealed_object
+from audit_common.api import inexact_number_errors, ingest_request_adapter, request_events, validate_events
+from audit_common.errors import InvalidInput
+from audit_common.integrity import canonical_bytes, canonical_number, format_timestamp, sealed_object
 from audit_common.models import AuditEventBatch, AuditEventIn, ComplianceStandard, EventType, SecurityLevel
 from audit_common.validation import field_errors
 from tests.support.events import make_event
@@ -106,10 +108,55 @@ def test_details_at_exactly_64_kib_is_accepted() -> None:
     assert errors_of(make_event(0, details={"blob": filler + "x"}))[0][1] == "details"
 
 
-def test_integers_up_to_two_to_the_53_are_kept() -> None:
-    """Given 2^53 (exact in a double), When validated, Then accepted; 2^53 + 1 is refused."""
-    assert AuditEventIn.model_validate(make_event(0, details={"n": 2**53})).details == {"n": 2**53}
-    assert "2^53" in errors_of(make_event(0, details={"n": 2**53 + 1}))[0][2]
+@pytest.mark.parametrize("number", [2**53, -(2**53), 2**53 + 2, 10**18, 123456789 * 10**12, 10**21, -(10**21), 10**300])
+def test_integers_whose_canonical_form_is_their_value_are_kept(number: int) -> None:
+    """Given an integer whose RFC 8785 text has exactly its value (2^53 + 2 is 9007199254740994, 10^21 is 1e+21),
+    When validated, Then accepted, sealed with that value (beyond 64 bits as the double, as a parsed body has
+    it) and storable."""
+    details = AuditEventIn.model_validate(make_event(0, details={"n": number})).details
+    assert canonical_bytes(details) == canonical_bytes({"n": number})
+    assert Decimal(canonical_number(details["n"])) == number
+    assert orjson.loads(orjson.dumps(details)) == details
+
+
+@pytest.mark.parametrize("number", [2**53 + 1, -(2**53) - 1, 2**60, 2**64, 10**21 + 1, 10**400])
+def test_integers_that_would_be_rounded_are_refused(number: int) -> None:
+    """Given an integer that sealing would round (2^53 + 1 becomes 9007199254740992, 2^60 1152921504606847000),
+    When validated, Then refused naming the number and saying to send a string."""
+    (index, field, message), *_ = errors_of(make_event(0, details={"n": number}))
+    assert (index, field) == (0, "details")
+    assert "cannot be stored exactly" in message and "send it as a string" in message
+    assert str(number)[:20] in message
+
+
+@pytest.mark.parametrize(("name", "empty"), [("details", {}), ("metadata", {}), ("compliance_tags", [])])
+def test_an_explicit_null_means_absent(name: str, empty: Any) -> None:
+    """Given `null` for details, metadata or compliance_tags, When validated, Then it is the empty value, as sealed."""
+    event = AuditEventIn.model_validate(make_event(0, **{name: None}))
+    assert getattr(event, name) == empty
+    sealed = sealed_object(event.sealed_fields())
+    assert sealed[name] == empty
+    assert sealed == sealed_object(AuditEventIn.model_validate(make_event(0, **{name: empty})).sealed_fields())
+
+
+@pytest.mark.parametrize(
+    ("given", "sealed"),
+    [
+        ("2026-11-27T08:00:00.123456Z", "2026-11-27T08:00:00.123456Z"),
+        ("2026-11-27T08:00:00.1234567Z", "2026-11-27T08:00:00.123456Z"),
+        ("2026-11-27T08:00:00.1234565Z", "2026-11-27T08:00:00.123456Z"),  # not rounded half up
+        ("2026-11-27T08:00:00.123456999Z", "2026-11-27T08:00:00.123456Z"),
+        ("2026-11-27T08:00:00.9999999Z", "2026-11-27T08:00:00.999999Z"),  # not carried into the next second
+        ("2025-12-31T23:59:59.999999999Z", "2025-12-31T23:59:59.999999Z"),  # ... nor into the next year
+        ("2026-11-27T09:00:00.123456789+01:00", "2026-11-27T08:00:00.123456Z"),  # Go's RFC3339Nano
+        ("2026-11-27T03:00:00.000000999-05:00", "2026-11-27T08:00:00.000000Z"),
+        ("2026-11-27T08:00:00.1234567890123456789Z", "2026-11-27T08:00:00.123456Z"),
+    ],
+)
+def test_fractions_beyond_the_microsecond_are_truncated_toward_the_past(given: str, sealed: str) -> None:
+    """Given a timestamp with more than six fractional digits, When validated, Then the digits after the sixth are
+    dropped (truncation toward the past, never rounding), before and after the conversion to UTC."""
+    assert format_timestamp(AuditEventIn.model_validate(make_event(0, timestamp=given)).timestamp) == sealed
 
 
 @given(
@@ -170,11 +217,40 @@ def test_json_that_only_looks_suspicious_is_accepted(details: dict[str, Any]) ->
         ({"a": [{"b": "x\x00"}]}, "a[0].b"),
         ({"a": {"b\x00": 1}}, "NUL"),
         ({"a": [1, 2, 2**53 + 1]}, "a[2]"),
-        ({"a": -(2**60)}, "2^53"),
+        ({"a": -(2**60)}, "-1152921504606846976"),
         ({"deep": orjson.loads("[" * 33 + "]" * 33)}, "deeper"),
     ],
 )
 def test_json_breaking_a_rule_is_refused_with_its_path(details: dict[str, Any], fragment: str) -> None:
-    """Given details with a NUL, a huge integer or too much nesting, When validated, Then refused naming where."""
+    """Given details with a NUL, an inexact integer or too much nesting, When validated, Then refused naming where."""
     found = errors_of(make_event(0, details=details))
     assert found[0][1] == "details" and fragment in found[0][2]
+
+
+def test_inexact_numbers_in_the_request_text_are_named_once_with_the_other_errors() -> None:
+    """Given a body whose text holds numbers a parser rounds (one also refused by the model), besides other bad
+    fields, When validated as the API does, Then each number is named once by its path, in event order, with
+    the other errors."""
+    good = orjson.dumps(make_event(0)).decode()
+    bad_ip = orjson.dumps(make_event(1, ip_address="1.2.3", details={"n": "<n>"})).decode()
+    bad_ip = bad_ip.replace('"<n>"', "[9007199254740993, 0.5]")
+    rounded = orjson.dumps(make_event(2, metadata={"r": "<r>"})).decode().replace('"<r>"', "0.10000000000000001")
+    text = f'{{"events": [{good}, {bad_ip}, {rounded}]}}'
+    numbers = inexact_number_errors(text)
+    assert [(e.index, e.field, e.message) for e in numbers] == [
+        (1, "details.n[0]", "9007199254740993 cannot be stored exactly; send it as a string"),
+        (2, "metadata.r", "0.10000000000000001 cannot be stored exactly; send it as a string"),
+    ]
+    with pytest.raises(InvalidInput) as refused:
+        validate_events(request_events(orjson.loads(text)), numbers)
+    assert [(e.index, e.field) for e in refused.value.errors] == [
+        (1, "details.n[0]"),
+        (1, "ip_address"),
+        (2, "metadata.r"),
+    ]
+    with pytest.raises(InvalidInput) as only_numbers:
+        validate_events(
+            request_events(orjson.loads(f"[{good}, {rounded}]")), inexact_number_errors(f"[{good}, {rounded}]")
+        )
+    assert [(e.index, e.field) for e in only_numbers.value.errors] == [(1, "metadata.r")]
+    assert inexact_number_errors(f"[{good}]") == [] and inexact_number_errors(None) == []

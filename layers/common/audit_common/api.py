@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
+from audit_common.errors import FieldError
+from audit_common.integrity.canonical import inexact_number_items, might_hold_inexact_number
 from audit_common.integrity.digest import Digest
-from audit_common.models import MAX_BATCH_EVENTS, NO_NUL_PATTERN, AuditEventBatch, AuditEventIn
-from audit_common.validation import invalid_input
+from audit_common.models import MAX_BATCH_EVENTS, NO_NUL_PATTERN, AuditEventBatch, AuditEventIn, number_text
+from audit_common.validation import field_errors, invalid_input
 
 MAX_SEQ: Final = 2**63 - 1
 """Largest seq or digest_seq (PostgreSQL bigint); larger query values are refused, not sent to SQL."""
@@ -67,12 +71,63 @@ def request_events(body: Any) -> list[Any]:
     return envelope if isinstance(envelope, list) else [envelope]
 
 
-def validate_events(raw_events: Sequence[Any]) -> list[AuditEventIn]:
-    """Validate every event; each error is located at the event's position in the request."""
+def inexact_number_errors(body: bytes | str | None) -> list[FieldError]:
+    """Every number in an event's `details` or `metadata` that would not be stored exactly, from the
+    request text itself (docs/integrity.md, section 1, "Numbers").
+
+    The JSON parser has already rounded each decimal to a double by the time the events are validated
+    (0.10000000000000001 arrives as 0.1, 1000000000000000000001 as 1e21), so the text is looked at:
+    a prescreen that passes almost every body, and for the rest a second parse that keeps each number's
+    exact decimal value. The errors name the event and the path: `details.ratio`.
+    """
+    if not body:
+        return []
+    text = body.encode() if isinstance(body, str) else body
+    if not might_hold_inexact_number(text):
+        return []
     try:
-        return _event_list_adapter.validate_python(raw_events)
+        parsed = json.loads(text, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return []  # not JSON this parser reads (the request is refused on its own account)
+    if isinstance(parsed, dict) and isinstance(parsed.get("events"), list):
+        raw_events: list[Any] = parsed["events"]
+    else:
+        raw_events = parsed if isinstance(parsed, list) else [parsed]
+    errors: list[FieldError] = []
+    for index, raw in enumerate(raw_events):
+        if not isinstance(raw, dict):
+            continue
+        for name in ("details", "metadata"):
+            value = raw.get(name)
+            if isinstance(value, dict):
+                errors.extend(
+                    FieldError(
+                        field=path,
+                        message=f"{number_text(number)} cannot be stored exactly; send it as a string",
+                        index=index,
+                    )
+                    for path, number in inexact_number_items(value, name)
+                )
+    return errors
+
+
+def validate_events(raw_events: Sequence[Any], number_errors: Sequence[FieldError] = ()) -> list[AuditEventIn]:
+    """Validate every event; each error is located at the event's position in the request.
+
+    `number_errors` (from `inexact_number_errors`) are reported with the others, in event order, in
+    place of the model's own verdict on the same numbers."""
+    try:
+        events = _event_list_adapter.validate_python(raw_events)
     except ValidationError as exc:
-        raise invalid_input([{**e, "loc": ("body", "list", *e["loc"])} for e in exc.errors()]) from None
+        found = field_errors([{**e, "loc": ("body", "list", *e["loc"])} for e in exc.errors()])
+        if number_errors:
+            named = {(error.index, error.field.partition(".")[0]) for error in number_errors}
+            found = [e for e in found if (e.index, e.field) not in named or "exactly" not in e.message]
+            found = sorted([*number_errors, *found], key=lambda e: -1 if e.index is None else e.index)
+        raise invalid_input(found) from None
+    if number_errors:
+        raise invalid_input(list(number_errors))
+    return events
 
 
 class EventResult(BaseModel):

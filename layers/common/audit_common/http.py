@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from audit_common.api import ErrorResponse
+from audit_common.api import ErrorResponse, inexact_number_errors
 from audit_common.errors import AuditError, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from audit_common.guard import admit, record_answer
 from audit_common.headers import header
@@ -85,7 +85,14 @@ def create_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True, serializer=_dumps, json_body_deserializer=orjson.loads)
 
     def invalid_request(exc: RequestValidationError) -> Response[Any]:
-        return validation_error_response(exc.errors())
+        errors = exc.errors()
+        if any(error.get("type") == "json_invalid" for error in errors):
+            # orjson refuses a number beyond the double range (1e400) as not JSON; name it like any
+            # other number that cannot be stored exactly (docs/integrity.md, section 1).
+            numbers = inexact_number_errors(app.current_event.decoded_body)
+            if numbers:
+                return error_response(invalid_input(numbers))
+        return validation_error_response(errors)
 
     def domain_error(exc: AuditError) -> Response[Any]:
         return error_response(exc)

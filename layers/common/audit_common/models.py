@@ -26,15 +26,18 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from audit_common.integrity.canonical import is_exact_number
 from audit_common.integrity.seal import SEALED_FIELDS, format_timestamp
 
 MAX_BATCH_EVENTS: Final = 1000
 MAX_DETAILS_BYTES: Final = 64 * 1024
 MAX_JSON_DEPTH: Final = 32
 MAX_FUTURE_SKEW: Final = timedelta(minutes=5)
-# I-JSON (RFC 7493) and RFC 8785 treat every number as an IEEE double: larger integers
-# would not survive canonicalisation or a JSONB round trip unchanged, so they are refused.
-MAX_SAFE_INTEGER: Final = 2**53
+# RFC 8785 treats every number as an IEEE double and prints it in its shortest form. A number in
+# `details` or `metadata` is accepted only if that form has exactly its value (is_exact_number), so
+# nothing a client sends is silently rounded: 9007199254740993 and 0.10000000000000001 are refused,
+# 9007199254740994 and 1e21 kept. The HTTP API checks the request text (api.inexact_number_errors),
+# because the JSON parser has already rounded every decimal to a double; here Python integers are checked.
 NO_NUL_PATTERN: Final = r"^[^\x00]*$"
 EVENT_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$"
 _EMAIL_RE: Final = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+$")
@@ -148,15 +151,19 @@ def _check_timestamp(value: datetime) -> datetime:
 
 
 def check_json_object(value: dict[str, Any], max_bytes: int = MAX_DETAILS_BYTES) -> dict[str, Any]:
-    """Refuse what JSONB or canonical JSON cannot keep exactly: NUL, huge integers, deep nesting, size."""
+    """Refuse what JSONB or canonical JSON cannot keep exactly: NUL, inexact integers, deep nesting, size."""
     try:
         dumped = orjson.dumps(value)
     except TypeError:
         _walk_json(value, "", 0)  # names the offending path
-        raise
+        # Left: exact integers beyond 64 bits (10**21), which orjson does not write. They are kept as the
+        # double they denote, as a parsed request body has them (same canonical form, and storable).
+        value = _big_ints_as_doubles(value)
+        dumped = orjson.dumps(value)
     # The serialised text shows when a full walk is needed, which is rare: a NUL is always written
-    # as \u0000, an integer beyond 2^53 needs 16 digits, and nesting deeper than the limit needs more
-    # brackets than the limit. Skipping the walk otherwise saves a few microseconds per event.
+    # as \u0000, an integer beyond 2^53 (only those can be inexact) needs 16 digits, and nesting
+    # deeper than the limit needs more brackets than the limit. Skipping the walk otherwise saves a
+    # few microseconds per event.
     if (
         b"\\u0000" in dumped
         or _SIXTEEN_DIGITS.search(dumped) is not None
@@ -173,6 +180,16 @@ def check_json_object(value: dict[str, Any], max_bytes: int = MAX_DETAILS_BYTES)
     return value
 
 
+def _big_ints_as_doubles(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _big_ints_as_doubles(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_big_ints_as_doubles(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return float(value)
+    return value
+
+
 def _walk_json(value: Any, path: str, depth: int) -> None:
     if depth > MAX_JSON_DEPTH:
         raise PydanticCustomError("json_depth", "nests deeper than {limit} levels", {"limit": MAX_JSON_DEPTH})
@@ -182,11 +199,11 @@ def _walk_json(value: Any, path: str, depth: int) -> None:
     elif isinstance(value, bool) or value is None or isinstance(value, float):
         return
     elif isinstance(value, int):
-        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if not is_exact_number(value):
             raise PydanticCustomError(
-                "json_integer",
-                "has an integer beyond +/-2^53 at {path}; send it as a string",
-                {"path": path or "."},
+                "json_number",
+                "has {number} at {path}, which cannot be stored exactly; send it as a string",
+                {"number": number_text(value), "path": path or "."},
             )
     elif isinstance(value, dict):
         for key, item in value.items():
@@ -204,8 +221,23 @@ def _walk_json(value: Any, path: str, depth: int) -> None:
         raise PydanticCustomError("json_type", "holds a value that is not JSON at {path}", {"path": path or "."})
 
 
+def number_text(number: Any, limit: int = 40) -> str:
+    """A refused number as an error message shows it: its text, shortened if very long."""
+    text = str(number)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _dedupe_tags(tags: list[ComplianceStandard]) -> list[ComplianceStandard]:
     return sorted(set(tags))
+
+
+def _null_as_empty_object(value: Any) -> Any:
+    # An explicit null means absent, as the sealed object has it (docs/integrity.md, section 1).
+    return {} if value is None else value
+
+
+def _null_as_empty_list(value: Any) -> Any:
+    return [] if value is None else value
 
 
 LenientEventType = Annotated[EventType, BeforeValidator(_lower_enum_input)]
@@ -213,7 +245,17 @@ LenientSecurityLevel = Annotated[SecurityLevel, BeforeValidator(_lower_enum_inpu
 LenientStandard = Annotated[ComplianceStandard, BeforeValidator(_lower_enum_input)]
 LenientStatus = Annotated[EventStatus, BeforeValidator(_lower_enum_input)]
 EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(check_json_object),
+    BeforeValidator(_null_as_empty_object, json_schema_input_type=dict[str, Any] | None),
+]
+
+
+_JSON_OBJECT_DESCRIPTION: Final = (
+    "Free-form JSON object, at most 64 KiB; null is {}. Each number must be exact as a double: a decimal "
+    "that would be rounded (0.10000000000000001, 9007199254740993) is refused; send it as a string."
+)
 
 
 def new_event_id() -> str:
@@ -244,13 +286,19 @@ class AuditEventIn(BaseModel):
     resource_id: Annotated[str, _text(255)] | None = None
     action: Annotated[str, _text(255, 1)]
     status: LenientStatus = EventStatus.SUCCESS
-    details: JsonObject = Field(default_factory=dict, description="Free-form JSON object, at most 64 KiB.")
+    details: JsonObject = Field(default_factory=dict, description=_JSON_OBJECT_DESCRIPTION)
     security_level: LenientSecurityLevel = SecurityLevel.LOW
-    compliance_tags: Annotated[list[LenientStandard], Field(max_length=16), AfterValidator(_dedupe_tags)] = Field(
-        default_factory=list
-    )
+    compliance_tags: Annotated[
+        list[LenientStandard],
+        Field(max_length=16),
+        AfterValidator(_dedupe_tags),
+        BeforeValidator(
+            _null_as_empty_list,
+            json_schema_input_type=Annotated[list[LenientStandard], Field(max_length=16)] | None,
+        ),
+    ] = Field(default_factory=list, description="At most 16; stored deduplicated and sorted; null is [].")
     parent_event_id: Annotated[str, _text(255)] | None = None
-    metadata: JsonObject = Field(default_factory=dict, description="Free-form JSON object, at most 64 KiB.")
+    metadata: JsonObject = Field(default_factory=dict, description=_JSON_OBJECT_DESCRIPTION)
 
     def sealed_record(self) -> dict[str, Any]:
         """The sealed object itself, built from values validation already normalised.
