@@ -50,6 +50,10 @@ class KmsSigner:
                 raise ConfigurationError(f"KMS key {key_id} is not a SIGN_VERIFY key")
             # KMS answers with the key ARN; keep a configured ARN as given (an alias would not be stable).
             arn = key_id if key_id.startswith("arn:") and ":key/" in key_id else response["KeyId"]
+            if not arn.startswith("arn:"):
+                # KMS answers with the ARN; moto (the local stack) with the bare id. Digests name the full ARN
+                # (docs/integrity.md, 8.1): a bare id says nothing of the account and region it lives in.
+                arn = self._kms.describe_key(KeyId=arn)["KeyMetadata"]["Arn"]
             self._public_keys[key_id] = (arn, response["PublicKey"], list(response.get("SigningAlgorithms", [])))
         return self._public_keys[key_id]
 

@@ -2,6 +2,7 @@
 
     audit-trail db migrate --database-url URL   apply the Supabase migrations to PostgreSQL
     audit-trail verify [--database-url URL]     recompute every checksum and chain link
+    audit-trail keys fingerprint --key-id ARN   the signing key's fingerprint, for verifiers to pin
     audit-trail webhook --url URL               connect new events to the detect function
     audit-trail local [--port 3000]             run the whole stack on this machine
     audit-trail invoke anchor|reports|retention|sweep   run a scheduled function in the local stack
@@ -19,12 +20,15 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 from audit_common.db import PostgresTransport
 from audit_common.errors import AuditError
+
+if TYPE_CHECKING:
+    from audit_trail.verify_digests import KeyTrust as KeyTrustType
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -111,12 +115,69 @@ def _verify_range(args: argparse.Namespace) -> int:
     return EXIT_OK if result.valid else EXIT_INVALID
 
 
+def _region(args: argparse.Namespace) -> str:
+    return str(args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+
+
+def _as_of(text: str) -> datetime:
+    """``--as-of``: an RFC 3339 time with its offset (``2026-11-28T08:00:00Z``)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time (e.g. 2026-11-28T08:00:00Z)") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z or an offset such as +01:00")
+    return moment.astimezone(UTC)
+
+
+def _seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("seconds must not be negative")
+    return value
+
+
+def _key_trust(args: argparse.Namespace, *, from_bucket: bool) -> KeyTrustType:
+    """What the digests' keys are pinned to: --public-key files, --key-fingerprint and the configured
+    AUDIT_SIGNING_KEY_FINGERPRINTS; KMS looks key material up for the bucket (unless --no-kms)."""
+    from pathlib import Path
+
+    from audit_trail.verify_digests import FINGERPRINTS_ENV, KeyTrust, KmsPublicKeys, UsageError, parse_fingerprints
+
+    keys: list[bytes] = []
+    for name in args.public_key or []:
+        try:
+            keys.append(Path(name).read_bytes())
+        except OSError as exc:
+            raise UsageError(f"cannot read --public-key: {exc}") from exc
+    fingerprints = list(args.key_fingerprint or [])
+    try:
+        fingerprints += parse_fingerprints(os.environ.get(FINGERPRINTS_ENV, ""))
+    except ValueError as exc:
+        raise UsageError(f"{FINGERPRINTS_ENV}: {exc}") from exc
+    kms = KmsPublicKeys(endpoint_url=args.endpoint_url) if from_bucket and not args.no_kms else None
+    try:
+        return KeyTrust.create(fingerprints=fingerprints, public_keys=keys, kms=kms)
+    except ValueError as exc:
+        raise UsageError(f"--key-fingerprint or --public-key: {exc}") from exc
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify every event and, given the digests, prove the chain against them; summary, or JSON with --json."""
     from pathlib import Path
 
     from audit_trail.verify import SealedRowError, UsageError, choose_chain, verify_offline
-    from audit_trail.verify_digests import DigestSource, DirectoryDigestSource, S3DigestSource, save_digests
+    from audit_trail.verify_digests import (
+        DigestSource,
+        DirectoryDigestSource,
+        Freshness,
+        S3DigestSource,
+        no_trust_anchor_message,
+        save_digests,
+    )
 
     def usage(message: str) -> int:
         print(f"audit-trail: {message}", file=sys.stderr)
@@ -131,26 +192,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return usage("--workers must be at least 1")
     if args.endpoint_url and not args.digest_bucket:
         return usage("--endpoint-url is for --digest-bucket")
-    try:
-        public_key = Path(args.public_key).read_bytes() if args.public_key else None
-    except OSError as exc:
-        return usage(f"cannot read --public-key: {exc}")
+    if args.anchor_interval < 1:
+        return usage("--anchor-interval must be at least 1 second")
+    freshness = Freshness(anchor_interval_seconds=args.anchor_interval, grace_seconds=args.grace, as_of=args.as_of)
     source: DigestSource | None = None
     try:
+        trust = _key_trust(args, from_bucket=bool(args.digest_bucket))
+        if (args.digest_bucket or args.digests_dir) and not trust.anchored:
+            return usage(no_trust_anchor_message())
         if args.digest_bucket:
-            region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            source = S3DigestSource(
-                args.digest_bucket, endpoint_url=args.endpoint_url, region=region, public_key=public_key
-            )
+            source = S3DigestSource(args.digest_bucket, endpoint_url=args.endpoint_url, region=_region(args))
             if args.save_digests:
                 chain = choose_chain(source, args.chain_id)
                 saved = save_digests(source, chain, source.records(chain), Path(args.save_digests))
                 print(f"saved {saved} digest(s) of chain {chain} to {args.save_digests}", file=sys.stderr)
         elif args.digests_dir:
-            source = DirectoryDigestSource(Path(args.digests_dir), public_key=public_key)
+            source = DirectoryDigestSource(Path(args.digests_dir))
         progress = Progress("verifying", enabled=not (args.quiet or args.no_progress or args.json))
         try:
-            report = verify_offline(url, source, chain_id=args.chain_id, workers=args.workers, progress=progress)
+            report = verify_offline(
+                url,
+                source,
+                chain_id=args.chain_id,
+                workers=args.workers,
+                progress=progress,
+                trust=trust,
+                freshness=freshness,
+            )
         finally:
             progress.close()
     except (UsageError, SealedRowError) as exc:
@@ -161,6 +229,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         print("\n".join(report.lines()))
     return EXIT_OK if report.valid else EXIT_INVALID
+
+
+def cmd_keys_fingerprint(args: argparse.Namespace) -> int:
+    """Print the fingerprint to publish for a signing key: SHA-256 of its DER public key, from KMS or a file."""
+    from pathlib import Path
+
+    from audit_trail.verify_digests import FINGERPRINTS_ENV, public_key_fingerprint
+
+    try:
+        if args.public_key:
+            where = args.public_key
+            material = Path(args.public_key).read_bytes()
+        else:
+            import boto3
+            from botocore.config import Config
+
+            where = f"KMS key {args.key_id}"
+            # A key ARN names its region; an alias or bare id is looked up in this account and region.
+            parts = args.key_id.split(":")
+            region = parts[3] if args.key_id.startswith("arn:") and len(parts) > 3 else _region(args)
+            config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+            kms = boto3.client("kms", region_name=region, endpoint_url=args.endpoint_url, config=config)
+            material = bytes(kms.get_public_key(KeyId=args.key_id)["PublicKey"])
+        fingerprint = public_key_fingerprint(material)
+    except Exception as exc:
+        print(f"audit-trail: no public key fingerprint for {args.key_id or args.public_key}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(fingerprint)
+    print(
+        f"SHA-256 of the DER public key of {where}: publish it where auditors read it, and configure verifiers"
+        f" with {FINGERPRINTS_ENV}={fingerprint} (or --key-fingerprint {fingerprint})",
+        file=sys.stderr,
+    )
+    return EXIT_OK
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
@@ -246,6 +348,107 @@ def cmd_writers_revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_verify_parser(commands: Any) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="prove the audit trail: every event, link and signed digest",
+        description="Recompute every event's checksum from the stored columns and check every chain link and "
+        "that the rows reach the chain head; with the digests (--digest-bucket, or --digests-dir) also check "
+        "that each digest is the first, Object-Locked version of its object, that it is signed by a pinned key "
+        "(--key-fingerprint, $AUDIT_SIGNING_KEY_FINGERPRINTS or --public-key: without one, digests are refused), "
+        "the digest chain and its periods, each digest's Merkle root and chain hash against the events (which "
+        "catches a consistent rewrite of the whole chain), and that the newest digest is fresh. Names the "
+        "first failure (event seq or digest) and its kind; exits 1 on any failure, 2 on a usage error.",
+    )
+    verify.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL); only read")
+    digest_source = verify.add_mutually_exclusive_group()
+    digest_source.add_argument("--digest-bucket", metavar="BUCKET", help="S3 bucket the anchor writes digests to")
+    digest_source.add_argument(
+        "--digests-dir", metavar="DIR", help="digests downloaded before (a copy of the bucket, or --save-digests)"
+    )
+    verify.add_argument("--endpoint-url", help="S3 and KMS endpoint (moto server, local stack) for --digest-bucket")
+    verify.add_argument("--region", help="AWS region of the bucket (default: $AWS_REGION, else us-east-1)")
+    verify.add_argument(
+        "--public-key",
+        metavar="FILE",
+        action="append",
+        help="a PEM or DER public key you trust for the digests (repeatable); it pins the key by itself",
+    )
+    verify.add_argument(
+        "--key-fingerprint",
+        metavar="HEX",
+        action="append",
+        help="SHA-256 (hex) of a trusted signing key's DER public key, as the operator publishes it (repeatable;"
+        " also read from $AUDIT_SIGNING_KEY_FINGERPRINTS, comma-separated). The key itself is taken from"
+        " --public-key, KMS GetPublicKey or the PEM beside the digests, and used only if its fingerprint is pinned",
+    )
+    verify.add_argument(
+        "--no-kms",
+        action="store_true",
+        help="do not ask KMS GetPublicKey for the key a digest names (with --digest-bucket)",
+    )
+    verify.add_argument(
+        "--anchor-interval",
+        metavar="SECONDS",
+        type=_seconds,
+        default=3600,
+        help="how often the anchor runs (default 3600: the template's hourly schedule)",
+    )
+    verify.add_argument(
+        "--grace",
+        metavar="SECONDS",
+        type=_seconds,
+        default=900,
+        help="how late a digest may be before the digests are stale (default 900)",
+    )
+    verify.add_argument(
+        "--as-of",
+        metavar="TIME",
+        type=_as_of,
+        help="judge freshness as of this RFC 3339 time (a copy taken then; default now, never before the newest"
+        " event arrived)",
+    )
+    verify.add_argument("--chain-id", help="which chain's digests, when the bucket holds several")
+    verify.add_argument(
+        "--save-digests",
+        metavar="DIR",
+        help="also save each digest's first version, its signature (.sig) and the keys beside them to DIR,"
+        " in the layout --digests-dir reads",
+    )
+    verify.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes checking events (default on chains of 200,000 events or more: one per CPU, or one per two"
+        " CPUs when the database runs on this machine)",
+    )
+    verify.add_argument("--from-seq", type=int, default=1, help="check only from this seq (events only)")
+    verify.add_argument("--to-seq", type=int, default=None, help="check only up to this seq (events only)")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    verify.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    verify.set_defaults(func=cmd_verify)
+
+
+def _add_keys_parser(commands: Any) -> None:
+    keys = commands.add_parser(
+        "keys", help="the digest signing key's fingerprint, to publish for verifiers"
+    ).add_subparsers(dest="keys_command", required=True)
+    fingerprint = keys.add_parser(
+        "fingerprint",
+        help="print the SHA-256 fingerprint of a signing key's public key",
+        description="Print the SHA-256 (hex) of the DER SubjectPublicKeyInfo of a KMS signing key (GetPublicKey)"
+        " or of a PEM/DER file: what the operator publishes and `audit-trail verify` pins, through"
+        " --key-fingerprint or $AUDIT_SIGNING_KEY_FINGERPRINTS.",
+    )
+    which = fingerprint.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key-id", help="the KMS key: its ARN (as digests name it), or an alias or id in this account")
+    which.add_argument("--public-key", metavar="FILE", help="a PEM or DER public key file")
+    fingerprint.add_argument("--endpoint-url", help="KMS endpoint (moto server, local stack)")
+    fingerprint.add_argument("--region", help="AWS region for an alias or bare id (default: $AWS_REGION)")
+    fingerprint.set_defaults(func=cmd_keys_fingerprint)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
@@ -270,46 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(func=cmd_db_migrate)
 
-    verify = commands.add_parser(
-        "verify",
-        help="prove the audit trail: every event, link and signed digest",
-        description="Recompute every event's checksum from the stored columns and check every chain link and "
-        "that the rows reach the chain head; with the digests (--digest-bucket, or --digests-dir and "
-        "--public-key) also check every digest's signature, the digest chain, and each digest's Merkle root "
-        "and chain hash against the events, which catches a consistent rewrite of the whole chain. Names the "
-        "first failure (event seq or digest) and its kind; exits 1 on any failure, 2 on a usage error.",
-    )
-    verify.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL); only read")
-    digest_source = verify.add_mutually_exclusive_group()
-    digest_source.add_argument("--digest-bucket", metavar="BUCKET", help="S3 bucket the anchor writes digests to")
-    digest_source.add_argument(
-        "--digests-dir", metavar="DIR", help="digests downloaded before (a copy of the bucket, or --save-digests)"
-    )
-    verify.add_argument("--endpoint-url", help="S3 endpoint (moto server, local stack) for --digest-bucket")
-    verify.add_argument("--region", help="AWS region of the bucket (default: $AWS_REGION, else us-east-1)")
-    verify.add_argument(
-        "--public-key",
-        metavar="FILE",
-        help="PEM or DER public key of the signing key (default: the PEM the anchor stored beside the digests;"
-        " compare its printed fingerprint with `aws kms get-public-key`)",
-    )
-    verify.add_argument("--chain-id", help="which chain's digests, when the bucket holds several")
-    verify.add_argument(
-        "--save-digests", metavar="DIR", help="also save the bucket's digests, signatures and keys to DIR"
-    )
-    verify.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="processes checking events (default on chains of 200,000 events or more: one per CPU, or one per two"
-        " CPUs when the database runs on this machine)",
-    )
-    verify.add_argument("--from-seq", type=int, default=1, help="check only from this seq (events only)")
-    verify.add_argument("--to-seq", type=int, default=None, help="check only up to this seq (events only)")
-    verify.add_argument("--json", action="store_true", help="print the result as JSON")
-    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
-    verify.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    verify.set_defaults(func=cmd_verify)
+    _add_verify_parser(commands)
+
+    _add_keys_parser(commands)
 
     webhook = commands.add_parser(
         "webhook",

@@ -29,14 +29,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
 
 from audit_common.integrity import EMPTY_ROOT, GENESIS_HASH, FailureKind
-from audit_common.integrity.redaction import RedactionLedger
 from audit_common.integrity.digest import Digest
-from audit_trail.verify_digests import DigestCheck, DigestSource, UsageError, check_digests
+from audit_common.integrity.redaction import RedactionLedger
+from audit_trail.verify_digests import (
+    DigestCheck,
+    DigestSource,
+    Freshness,
+    FreshnessResult,
+    KeyTrust,
+    UsageError,
+    check_digests,
+    default_trust,
+    no_trust_anchor_message,
+)
 from audit_trail.verify_scan import (
     DEFAULT_CHUNK_BITS,
     ChainHead,
@@ -44,8 +55,8 @@ from audit_trail.verify_scan import (
     ChunkTask,
     MerkleStitcher,
     SealedRowError,
-    chunk_tasks,
     Snapshot,
+    chunk_tasks,
     close_connections,
     open_snapshot,
     reference_walk,
@@ -87,6 +98,8 @@ class Report:
     anchored_seq: int = 0
     newest_digest: dict[str, Any] | None = None
     signing_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    signing_key_sources: dict[str, str] = dataclasses.field(default_factory=dict)
+    freshness: FreshnessResult | None = None
     failure: Failure | None = None
     elapsed_seconds: float = 0.0
     workers: int = 1
@@ -118,16 +131,16 @@ class Report:
                 "not that it is the chain that was signed"
             )
         elif self.newest_digest is not None:
-            unanchored = max(self.head_seq - self.anchored_seq, 0)
             lines.append(
                 f"digests from {self.digest_source}: newest valid is digest {self.newest_digest['digest_seq']}"
-                f" (tree size {self.newest_digest['tree_size']}, {self.newest_digest['created_at']});"
-                f" {unanchored} newer event(s) not yet anchored"
+                f" (tree size {self.newest_digest['tree_size']}, period ended {self.newest_digest['period_end']})"
             )
+            lines.append(self._coverage_line())
         else:
             lines.append(f"digests from {self.digest_source}: none of {self.digests_total} proven")
         for key_id, fingerprint in sorted(self.signing_keys.items()):
-            lines.append(f"signing key {key_id}: public key SHA-256 {fingerprint}")
+            source = self.signing_key_sources.get(key_id)
+            lines.append(f"signing key {key_id}: public key SHA-256 {fingerprint}" + (f" ({source})" if source else ""))
         lines.append(
             f"checked in {self.elapsed_seconds:.1f} s ({self.events_per_second:,.0f} events/s,"
             f" {self.workers} worker{'s' if self.workers != 1 else ''})"
@@ -136,6 +149,29 @@ class Report:
             where = f"seq {self.failure.seq}" if self.failure.seq is not None else f"digest {self.failure.digest_seq}"
             lines.append(f"FAILED at {where}: {self.failure.kind}: {self.failure.message}")
         return lines
+
+    @property
+    def unanchored(self) -> int:
+        """Events after the newest proven digest's tree size: checked as a chain only, proven by no digest."""
+        return max(self.head_seq - self.anchored_seq, 0)
+
+    def _coverage_line(self) -> str:
+        """How much of the chain no digest covers yet, and how old the newest digest is."""
+        unanchored = self.unanchored
+        first = self.anchored_seq + 1
+        events = f"{unanchored} event(s) (seq {first}..{self.head_seq})" if unanchored else "0 events"
+        line = f"not covered by any digest yet: {events}"
+        fresh = self.freshness
+        if fresh is None:
+            return line
+        reference = f"{fresh.reference.isoformat(timespec='seconds')} ({fresh.reference_source})"
+        limit = _duration(fresh.policy.max_age_seconds)
+        if fresh.age_seconds < 0:
+            age = f"the newest digest's period ends {_duration(-fresh.age_seconds)} after {reference}"
+        else:
+            age = f"the newest digest's period ended {_duration(fresh.age_seconds)} before {reference}"
+        verdict = "STALE" if fresh.stale else "fresh"
+        return f"{line}; {age}: {verdict} (limit {limit}: anchor interval + grace)"
 
     def as_dict(self) -> dict[str, Any]:
         """The `--json` document (keys `valid`, `reason`, `first_invalid_seq` as GET /integrity/verify has them)."""
@@ -154,6 +190,7 @@ class Report:
                 "total": self.events_total,
                 "redacted": self.redacted,
                 "anchored": self.anchored_seq,
+                "unanchored": self.unanchored,
             },
             "digests": {
                 "checked": self.digests_checked,
@@ -163,11 +200,28 @@ class Report:
                 "total": self.digests_total,
                 "newest": self.newest_digest,
                 "signing_keys": self.signing_keys,
+                "signing_key_sources": self.signing_key_sources,
+                "freshness": None if self.freshness is None else self.freshness.as_dict(),
             },
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "events_per_second": round(self.events_per_second),
             "workers": self.workers,
         }
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``2 h 05 min``, ``3 d 4 h``: an age a person reads at a glance."""
+    total = round(seconds)
+    if total < 120:
+        return f"{total} s"
+    minutes = total // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
 
 
 def default_workers(database_url: str | None = None) -> int:
@@ -324,6 +378,21 @@ def _verify_events(
     return outcome
 
 
+def _stale(report: Report, fresh: FreshnessResult) -> Failure:
+    """The newest digest is older than the anchor interval plus the grace: the digests after it are missing."""
+    return Failure(
+        FailureKind.DIGESTS_STALE.value,
+        None,
+        fresh.newest_digest_seq,
+        f"the newest digest, {fresh.newest_digest_seq}, covers seq 1..{report.anchored_seq} and its period ended at"
+        f" {fresh.newest_period_end}, {_duration(fresh.age_seconds)} before"
+        f" {fresh.reference.isoformat(timespec='seconds')} ({fresh.reference_source}): more than the anchor"
+        f" interval plus the grace ({_duration(fresh.policy.max_age_seconds)}). Newer digests are missing (deleted,"
+        f" or the anchor stopped), so the {report.unanchored} event(s) after seq {report.anchored_seq} are proven"
+        " by nothing",
+    )
+
+
 def _past_head(head: ChainHead) -> Failure:
     return Failure(
         FailureKind.ROWS_PAST_HEAD.value,
@@ -363,6 +432,29 @@ def choose_chain(source: DigestSource, chain_id: str | None) -> str:
     if len(chains) > 1:
         raise UsageError(f"{source.description} holds several chains ({', '.join(chains)}): pass --chain-id")
     return chains[0]
+
+
+def _check_evidence(
+    database_url: str, digests: DigestSource, chain_id: str | None, trust: KeyTrust | None
+) -> DigestCheck:
+    """The digests' own checks (8.4 steps 1-2), against a pinned key: refused when nothing is pinned."""
+    trust = default_trust(digests) if trust is None else trust
+    if not trust.anchored:
+        raise UsageError(no_trust_anchor_message())
+    digest_chain = choose_chain(digests, chain_id)
+    recorded, recorded_count = _recorded_digests(database_url, digest_chain)
+    return check_digests(
+        digests, digest_chain, trust=trust, recorded_signatures=recorded, recorded_count=recorded_count
+    )
+
+
+def _describe_digests(report: Report, digests: DigestSource, check: DigestCheck) -> None:
+    report.digests_checked = True
+    report.digest_source = digests.description
+    report.digest_chain_id = check.chain_id
+    report.digests_total = check.total
+    report.signing_keys = dict(check.fingerprints)
+    report.signing_key_sources = dict(check.key_sources)
 
 
 def _compare(digests: Sequence[Digest], events: _EventOutcome, head: ChainHead) -> tuple[int, Failure | None]:
@@ -418,31 +510,33 @@ def verify_offline(
     workers: int | None = None,
     chunk_bits: int = DEFAULT_CHUNK_BITS,
     progress: Progress | None = None,
+    trust: KeyTrust | None = None,
+    freshness: Freshness | None = None,
 ) -> Report:
     """Verify the events in ``database_url`` and, with ``digests``, prove them against the signed digests.
+
+    ``trust`` is what the digests' signing keys are checked against (default: the configuration,
+    ``AUDIT_SIGNING_KEY_FINGERPRINTS``, with KMS look-ups for the bucket); with nothing pinned, digests are
+    refused (``UsageError``) rather than believed. ``freshness`` says how old the newest digest may be
+    (default: the hourly anchor plus 15 minutes, as of now).
 
     Raises ``UsageError`` when the digests cannot be read as asked and ``SealedRowError`` when the
     database is not an audit trail database; every finding about the data is in the report.
     """
     started = time.monotonic()
+    started_at = datetime.now(UTC)
     snapshot: Snapshot | None = None
     try:
         check: DigestCheck | None = None
         # The digests first, then the head: a digest written meanwhile then still has tree_size <= head.
         if digests is not None:
-            digest_chain = choose_chain(digests, chain_id)
-            recorded, recorded_count = _recorded_digests(database_url, digest_chain)
-            check = check_digests(digests, digest_chain, recorded_signatures=recorded, recorded_count=recorded_count)
+            check = _check_evidence(database_url, digests, chain_id, trust)
         # The head and every row are read in one snapshot (rows committed meanwhile are not "past the head").
         snapshot = open_snapshot(database_url)
         head = snapshot.head
-        report = Report(chain_id=head.chain_id, head_seq=head.seq, events_total=head.seq)
+        report = Report(chain_id=head.chain_id, head_seq=head.seq, events_total=head.last_seq)
         if digests is not None and check is not None:
-            report.digests_checked = True
-            report.digest_source = digests.description
-            report.digest_chain_id = check.chain_id
-            report.digests_total = check.total
-            report.signing_keys = dict(check.fingerprints)
+            _describe_digests(report, digests, check)
         proven = [] if check is None else check.proven
         cuts = sorted({digest.tree_size for digest in proven if digest.tree_size <= head.seq})
         if workers is None:
@@ -468,16 +562,28 @@ def verify_offline(
                 "digest_seq": newest.digest_seq,
                 "tree_size": newest.tree_size,
                 "created_at": newest.created_at,
+                "period_end": newest.period_end,
                 "root_hash": newest.root_hash,
             }
+            report.freshness = (freshness or Freshness()).evaluate(newest, head.newest_received_at, started_at)
         if check is not None and check.problem is not None:
             problem = check.problem
             report.failure = Failure(problem.kind.value, None, problem.digest_seq, problem.message)
-        elif mismatch is not None and mismatch.kind == FailureKind.HEAD_ROLLED_BACK.value:
-            # The rows past the head are the symptom; that a signed size was given up is the finding.
+        elif mismatch is not None and (
+            mismatch.kind == FailureKind.HEAD_ROLLED_BACK.value
+            or (
+                mismatch.kind == FailureKind.MISSING.value
+                and events.failure is not None
+                and events.failure.kind == FailureKind.REDACTION_UNRECORDED.value
+            )
+        ):
+            # The rows past the head, or a redaction whose record went with the removed rows, are symptoms;
+            # that a signed size was given up is the finding.
             report.failure = mismatch
         else:
             report.failure = events.failure or mismatch
+        if report.failure is None and report.freshness is not None and report.freshness.stale:
+            report.failure = _stale(report, report.freshness)
     finally:
         if snapshot is not None:
             snapshot.close()

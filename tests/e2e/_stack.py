@@ -17,7 +17,7 @@ import httpx
 
 from audit_common.access import ROUTE_ROLES
 from audit_common.auth import AuditRole
-from audit_trail.local.state import read_state
+from audit_trail.local.state import read_state, verify_env
 from audit_trail.local.tokens import NoJwtSecret, token_for_state
 from tests.support.events import app_event_count
 
@@ -171,12 +171,14 @@ class RunningStack:
 
     @property
     def aws_env(self) -> dict[str, str]:
-        """Environment that points boto3 (and the CLI) at the stack's moto server."""
+        """Environment that points boto3 (and the CLI) at the stack's moto server, and pins the stack's
+        digest signing key by the fingerprint it publishes (AUDIT_SIGNING_KEY_FINGERPRINTS)."""
         return {
             "AWS_ENDPOINT_URL": str(self.state["moto_endpoint"]),
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": "us-east-1",
+            **verify_env(self.state),
         }
 
     @property

@@ -276,6 +276,19 @@ def test_the_anchor_signs_a_digest_that_proofs_and_verify_use(stack: RunningStac
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "1/1 digests valid" in checked.stdout
 
+    # The digest names the full key ARN, and the fingerprint the stack publishes (and verify pinned) is the one
+    # `audit-trail keys fingerprint` prints for it, as an operator would publish it.
+    body = s3.get_object(Bucket=bucket, Key=result["s3_key"])["Body"].read()
+    key_arn = orjson.loads(body)["signing_key_id"]
+    assert key_arn.startswith("arn:aws:kms:") and ":key/" in key_arn
+    printed = run_cli(
+        "keys", "fingerprint", "--key-id", key_arn, "--endpoint-url", stack.aws_env["AWS_ENDPOINT_URL"],
+        env=stack.aws_env,
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    assert [printed.stdout.strip()] == list(stack.state["signing_key_fingerprints"].values())
+    assert stack.aws_env["AUDIT_SIGNING_KEY_FINGERPRINTS"] == printed.stdout.strip()
+
 
 def root_from_inclusion(proof: dict[str, Any]) -> str:
     """RFC 9162 section 2.1.3.2: the root an inclusion proof leads to (hex)."""

@@ -1,15 +1,19 @@
 """`audit-trail verify` against real PostgreSQL and moto (S3 with Object Lock, KMS ECC P-256): the tamper matrix.
 
 The digests are the anchor function's own (anchor.service.run_anchor), written to an Object-Locked bucket
-and signed by a moto KMS key. Every case tampers with one thing, the way someone with that access would
+and signed by a moto KMS key whose fingerprint is configured as the operator publishes it
+(AUDIT_SIGNING_KEY_FINGERPRINTS). Every case tampers with one thing, the way someone with that access would
 (a database superuser with the append-only triggers off, or someone who can write to the bucket), and the
-verifier must fail with exactly that kind, at the right seq or digest. Event-level kinds are also covered,
-through GET /integrity/verify, in test_tamper_detection.py.
+verifier must fail with exactly that kind, at the right seq or digest. Changes to digest objects in the bucket
+leave the locked first version in place and are `digest_overwritten`; what a changed digest looks like on its
+own (altered, badly signed) is seen through a saved copy (--digests-dir). Event-level kinds are also covered,
+through GET /integrity/verify, in test_tamper_detection.py; the digests as evidence in test_digest_evidence.py.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,13 +35,12 @@ from audit_common.integrity.digest import digest_bytes, digest_key, parse_digest
 from audit_common.models import AuditEventIn
 from audit_trail.cli import main
 from audit_trail.verify import Report, verify_offline
-from audit_trail.verify_digests import S3DigestSource
+from audit_trail.verify_digests import FINGERPRINTS_ENV, DirectoryDigestSource, KeyTrust, S3DigestSource, save_digests
 from tests.support.aws import moto_account
 from tests.support.events import make_event
 
 BUCKET = "audit-digests-verify-test"
 CHAIN = "default"
-T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 # Four digests: after 10, 25 and 40 events, and one more after a quiet hour (tree size 40 again).
 BATCHES = (10, 15, 15, 0)
 EVENTS = sum(BATCHES)
@@ -53,6 +56,8 @@ class Trail:
     signer: KmsSigner
     store: DigestStore
     clock: list[datetime]
+    key_arn: str
+    fingerprint: str
 
     def anchor(self) -> AnchorResult:
         self.clock[0] += timedelta(hours=1)
@@ -64,8 +69,24 @@ class Trail:
             events = [AuditEventIn.model_validate(make_event(n)) for n in range(first, first + count)]
             event_store.store_events(self.transport, events)
 
+    @property
+    def trust(self) -> KeyTrust:
+        """The published fingerprint of the anchor's key, with KMS look-ups as the CLI does for the bucket."""
+        return KeyTrust.create(fingerprints=[self.fingerprint])
+
     def verify(self, **options: Any) -> Report:
-        return verify_offline(self.db_url, S3DigestSource(BUCKET, client=boto3.client("s3")), **options)
+        return verify_offline(
+            self.db_url, S3DigestSource(BUCKET, client=boto3.client("s3")), trust=self.trust, **options
+        )
+
+    def saved(self, directory: Path) -> Path:
+        """A copy of the digests as --save-digests writes it (first versions, .sig files, the PEM): the chain dir."""
+        source = S3DigestSource(BUCKET, client=boto3.client("s3"))
+        save_digests(source, CHAIN, source.records(CHAIN), directory)
+        return directory / "digests" / CHAIN
+
+    def verify_copy(self, directory: Path) -> Report:
+        return verify_offline(self.db_url, DirectoryDigestSource(directory), trust=self.trust)
 
     def as_superuser(self, *statements: str) -> None:
         """What an attacker with the database's superuser does: triggers off, then anything."""
@@ -109,12 +130,24 @@ class Trail:
         )
 
 
+def key_fingerprint(kms: Any, key_arn: str) -> str:
+    """What the operator publishes: SHA-256 of the key's DER public key, as KMS gives it."""
+    return hashlib.sha256(kms.get_public_key(KeyId=key_arn)["PublicKey"]).hexdigest()
+
+
 @pytest.fixture
-def trail(db_url: str, db: psycopg.Connection[Any], transport: PostgresTransport) -> Iterator[Trail]:
+def trail(
+    db_url: str, db: psycopg.Connection[Any], transport: PostgresTransport, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Trail]:
     with moto_account():
         boto3.client("s3").create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
         key_arn = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
-        trail = Trail(db_url, db, transport, KmsSigner(key_arn), DigestStore(BUCKET, 30), [T0])
+        published = key_fingerprint(boto3.client("kms"), key_arn)
+        monkeypatch.setenv(FINGERPRINTS_ENV, published)
+        # One anchor run per hour, the last one now: the digests are fresh.
+        start = datetime.now(UTC) - timedelta(hours=len(BATCHES))
+        signer, store = KmsSigner(key_arn), DigestStore(BUCKET, 30)
+        trail = Trail(db_url, db, transport, signer, store, [start], key_arn, published)
         first = 0
         for count in BATCHES:
             trail.add_events(first, count)
@@ -145,7 +178,8 @@ def test_an_untouched_trail_verifies(trail: Trail) -> None:
 
 
 def test_recorded_redactions_stay_valid(trail: Trail) -> None:
-    """Given two events redacted through the redaction function, When verified, Then valid and counted."""
+    """Given two events redacted through the redaction function (which chains a record of it), When verified,
+    Then valid and counted; the record, after the newest digest, is not covered by a digest yet."""
     event_ids = [make_event(n)["event_id"] for n in (3, 30)]
     trail.transport.call(
         "redact_events", {"p_event_ids": event_ids, "p_reason": "erasure", "p_actor": "dpo", "p_ref": "t-1"}
@@ -154,7 +188,8 @@ def test_recorded_redactions_stay_valid(trail: Trail) -> None:
     report = trail.verify()
 
     assert report.valid, report.lines()
-    assert report.summary() == f"4/4 digests valid, {EVENTS}/{EVENTS} events valid, 2 redacted"
+    assert report.summary() == f"4/4 digests valid, {EVENTS + 1}/{EVENTS + 1} events valid, 2 redacted"
+    assert report.unanchored == 1
 
 
 @pytest.mark.parametrize("chunk_bits", [2, 3])
@@ -254,56 +289,73 @@ def test_event_tampering_is_named_at_its_seq(
     assert_fails(trail.verify(), kind, seq=seq)
 
 
-def test_a_deleted_digest_is_missing(trail: Trail) -> None:
-    """Given digest 2 deleted from the bucket (a delete marker: the locked version stays), Then digest_missing 2."""
-    boto3.client("s3").delete_object(Bucket=BUCKET, Key=digest_key(CHAIN, 2))
+@pytest.mark.parametrize("digest_seq", [2, 4])
+def test_a_deleted_digest_is_overwritten_by_its_delete_marker(trail: Trail, digest_seq: int) -> None:
+    """Given a digest deleted from the bucket (a delete marker: the locked version stays), Then digest_overwritten
+    at that digest, naming the marker; digests before it are still proven against the events."""
+    marker = boto3.client("s3").delete_object(Bucket=BUCKET, Key=digest_key(CHAIN, digest_seq))["VersionId"]
 
     report = trail.verify()
 
-    assert_fails(report, "digest_missing", digest_seq=2)
-    assert report.digests_valid == 1  # digest 1 is still proven against the events
-
-
-def test_a_deleted_newest_digest_is_missing_because_the_database_recorded_it(trail: Trail) -> None:
-    boto3.client("s3").delete_object(Bucket=BUCKET, Key=digest_key(CHAIN, 4))
-
-    assert_fails(trail.verify(), "digest_missing", digest_seq=4)
+    assert_fails(report, "digest_overwritten", digest_seq=digest_seq)
+    assert report.failure is not None and f"delete marker {marker}" in report.failure.message
+    assert report.digests_valid == digest_seq - 1
 
 
 @pytest.mark.parametrize("digest_seq", [2, 4])
-def test_an_altered_digest(trail: Trail, digest_seq: int) -> None:
-    """Given a digest rewritten with another root but its own signature, Then digest_altered (also the newest)."""
+def test_a_digest_missing_from_a_copy(trail: Trail, tmp_path: Path, digest_seq: int) -> None:
+    """Given a saved copy without digest N, Then digest_missing N (for the newest: the database recorded it)."""
+    chain_dir = trail.saved(tmp_path)
+    (chain_dir / f"{digest_seq:010d}.json").unlink()
+
+    assert_fails(trail.verify_copy(tmp_path), "digest_missing", digest_seq=digest_seq)
+
+
+@pytest.mark.parametrize("digest_seq", [2, 4])
+def test_an_altered_digest(trail: Trail, tmp_path: Path, digest_seq: int) -> None:
+    """Given a digest rewritten with another root but its own signature: in the bucket a new version over the
+    locked one (digest_overwritten), in a copy digest_altered (also the newest)."""
     body, signature = trail.digest_object(digest_seq)
-    forged = parse_digest(body).model_copy(update={"root_hash": "ab" * 32})
-    trail.overwrite_digest(digest_seq, digest_bytes(forged), signature)
+    forged = digest_bytes(parse_digest(body).model_copy(update={"root_hash": "ab" * 32}))
+    chain_dir = trail.saved(tmp_path)
+    (chain_dir / f"{digest_seq:010d}.json").write_bytes(forged)
+    trail.overwrite_digest(digest_seq, forged, signature)
 
-    assert_fails(trail.verify(), "digest_altered", digest_seq=digest_seq)
-
-
-def test_a_digest_that_is_not_canonical_json_is_altered(trail: Trail) -> None:
-    body, signature = trail.digest_object(3)
-    trail.overwrite_digest(3, body.replace(b",", b", ", 1), signature)
-
-    assert_fails(trail.verify(), "digest_altered", digest_seq=3)
+    assert_fails(trail.verify(), "digest_overwritten", digest_seq=digest_seq)
+    assert_fails(trail.verify_copy(tmp_path), "digest_altered", digest_seq=digest_seq)
 
 
-def test_a_changed_signature_is_invalid(trail: Trail) -> None:
-    """Given digest 2's signature with one byte flipped, Then signature_invalid at digest 2."""
-    body, signature = trail.digest_object(2)
+def test_a_digest_that_is_not_canonical_json_is_altered(trail: Trail, tmp_path: Path) -> None:
+    body, _ = trail.digest_object(3)
+    chain_dir = trail.saved(tmp_path)
+    (chain_dir / "0000000003.json").write_bytes(body.replace(b",", b", ", 1))
+
+    assert_fails(trail.verify_copy(tmp_path), "digest_altered", digest_seq=3)
+
+
+def test_a_changed_signature_is_invalid(trail: Trail, tmp_path: Path) -> None:
+    """Given digest 2's signature with one byte flipped in a copy, Then signature_invalid at digest 2."""
+    _, signature = trail.digest_object(2)
     raw = bytearray(base64.b64decode(signature))
     raw[len(raw) // 2] ^= 0x01
-    trail.overwrite_digest(2, body, base64.b64encode(bytes(raw)).decode())
+    chain_dir = trail.saved(tmp_path)
+    (chain_dir / "0000000002.json.sig").write_text(base64.b64encode(bytes(raw)).decode() + "\n")
 
-    assert_fails(trail.verify(), "signature_invalid", digest_seq=2)
+    assert_fails(trail.verify_copy(tmp_path), "signature_invalid", digest_seq=2)
 
 
-def test_a_digest_signed_by_another_key_is_invalid(trail: Trail) -> None:
-    """Given the newest digest re-signed by a key the attacker controls, Then signature_invalid."""
+def test_a_digest_signed_by_another_key_is_invalid(trail: Trail, tmp_path: Path) -> None:
+    """Given the newest digest re-signed by a key the attacker controls (the body still naming the anchor's key),
+    Then signature_invalid in a copy, and digest_overwritten in the bucket."""
     body, _ = trail.digest_object(4)
     other = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
-    trail.overwrite_digest(4, body, KmsSigner(other).sign(body))
+    forged_signature = KmsSigner(other).sign(body)
+    chain_dir = trail.saved(tmp_path)
+    (chain_dir / "0000000004.json.sig").write_text(forged_signature + "\n")
+    trail.overwrite_digest(4, body, forged_signature)
 
-    assert_fails(trail.verify(), "signature_invalid", digest_seq=4)
+    assert_fails(trail.verify_copy(tmp_path), "signature_invalid", digest_seq=4)
+    assert_fails(trail.verify(), "digest_overwritten", digest_seq=4)
 
 
 def test_a_consistently_rewritten_event_is_caught_by_the_root(trail: Trail) -> None:
@@ -360,7 +412,7 @@ def test_cli_json_names_the_failure_and_exits_one(trail: Trail, capsys: pytest.C
         7,
         None,
     )
-    assert result["events"] == {"checked": 6, "total": EVENTS, "redacted": 0, "anchored": 0}
+    assert result["events"] == {"checked": 6, "total": EVENTS, "redacted": 0, "anchored": 0, "unanchored": EVENTS}
     assert (result["digests"]["checked"], result["digests"]["total"], result["digests"]["valid"]) == (True, 4, 0)
     assert result["summary"] == f"0/4 digests valid, 6/{EVENTS} events valid, 0 redacted"
 
@@ -372,23 +424,34 @@ def test_cli_names_a_bad_digest(trail: Trail, capsys: pytest.CaptureFixture[str]
     code, out = run_cli(capsys, "--database-url", trail.db_url, "--digest-bucket", BUCKET)
 
     assert code == 1
-    assert "FAILED at digest 3: signature_invalid:" in out
+    assert "FAILED at digest 3: digest_overwritten:" in out
 
 
 def test_cli_saves_the_digests_and_verifies_them_offline(
-    trail: Trail, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trail: Trail, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Given the digests saved from the bucket, When verified from the directory (with or without .sig files,
-    with the saved key or a given one), Then the same verdict; a wrong public key is signature_invalid."""
+    with the saved key pinned by its fingerprint or the key brought), Then the same verdict; with only another
+    key trusted, the saved PEM is not believed: key_untrusted."""
     saved = tmp_path / "saved"
     code, _ = run_cli(capsys, "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--save-digests", str(saved))
     assert code == 0
     chain_dir = saved / "digests" / CHAIN
     assert sorted(path.name for path in chain_dir.glob("*.json")) == [f"{n:010d}.json" for n in range(1, 5)]
     (pem,) = (chain_dir / "public-keys").glob("*.pem")
+    assert pem.name == f"{trail.key_arn.rsplit('/', 1)[1]}.pem"
+    assert (chain_dir / "0000000001.json.sig").read_text() == trail.digest_object(1)[1] + "\n"
+    assert (chain_dir / "0000000001.json").read_bytes() == trail.digest_object(1)[0]
 
-    code, out = run_cli(capsys, "--database-url", trail.db_url, "--digests-dir", str(saved), "--public-key", str(pem))
+    # The key the auditor brought (here: the published PEM they fetched themselves), no configuration.
+    monkeypatch.delenv(FINGERPRINTS_ENV)
+    brought = tmp_path / "trusted.pem"
+    brought.write_bytes(pem.read_bytes())
+    code, out = run_cli(
+        capsys, "--database-url", trail.db_url, "--digests-dir", str(saved), "--public-key", str(brought)
+    )
     assert (code, out.splitlines()[0]) == (0, f"4/4 digests valid, {EVENTS}/{EVENTS} events valid, 0 redacted")
+    monkeypatch.setenv(FINGERPRINTS_ENV, trail.fingerprint)
 
     # Without the .sig files every signature is still known: the next digest's copy, and the database's.
     for signature_file in chain_dir.glob("*.sig"):
@@ -399,14 +462,17 @@ def test_cli_saves_the_digests_and_verifies_them_offline(
     other = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     other_pem = tmp_path / "other.pem"
     other_pem.write_bytes(boto3.client("kms").get_public_key(KeyId=other)["PublicKey"])  # DER is accepted too
+    monkeypatch.delenv(FINGERPRINTS_ENV)
     code, out = run_cli(
         capsys, "--database-url", trail.db_url, "--digests-dir", str(saved), "--public-key", str(other_pem)
     )
     assert code == 1
-    assert "FAILED at digest 1: signature_invalid:" in out
+    assert "FAILED at digest 1: key_untrusted:" in out
 
 
-def test_cli_usage_errors_exit_two(trail: Trail, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_usage_errors_exit_two(
+    trail: Trail, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert main(["verify", "--database-url", trail.db_url, "--digests-dir", str(tmp_path / "nowhere")]) == 2
     assert main(["verify", "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--chain-id", "other"]) == 2
     assert main(["verify", "--database-url", trail.db_url, "--digests-dir", str(tmp_path)]) == 2  # no digests there
@@ -416,10 +482,19 @@ def test_cli_usage_errors_exit_two(trail: Trail, tmp_path: Path, capsys: pytest.
     assert main(["verify", "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--from-seq", "5"]) == 2
     assert main(["verify", "--database-url", trail.db_url, "--workers", "0"]) == 2
     assert main(["verify", "--database-url", trail.db_url, "--public-key", str(tmp_path / "none.pem")]) == 2
+    assert main(["verify", "--database-url", trail.db_url, "--digest-bucket", BUCKET, "--key-fingerprint", "ab"]) == 2
     errors = capsys.readouterr().err
     assert "no digests of chain 'other'" in errors
     assert "--from-seq/--to-seq check events only" in errors
     assert "cannot read --public-key" in errors
+    assert "is not a SHA-256 key fingerprint" in errors
+    # No key pinned at all: refused, saying what to pass, for the bucket and for a copy.
+    monkeypatch.delenv(FINGERPRINTS_ENV)
+    copy = trail.saved(tmp_path / "copy")
+    for digests in (["--digest-bucket", BUCKET], ["--digests-dir", str(copy)]):
+        assert main(["verify", "--database-url", trail.db_url, *digests]) == 2
+        errors = capsys.readouterr().err
+        assert "no trusted signing key" in errors and "--key-fingerprint" in errors and FINGERPRINTS_ENV in errors
 
 
 def test_cli_range_checks_events_only(trail: Trail, capsys: pytest.CaptureFixture[str]) -> None:
@@ -430,8 +505,9 @@ def test_cli_range_checks_events_only(trail: Trail, capsys: pytest.CaptureFixtur
 def test_cli_reads_a_moto_server_through_endpoint_url(
     db_url: str, transport: PostgresTransport, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Given digests written by the anchor to a moto server (as the local stack runs it), When verified with
-    --endpoint-url, Then the CLI reads the bucket over HTTP and everything is valid."""
+    """Given digests written by the anchor to a moto server (as the local stack runs it) and the key's published
+    fingerprint, When verified with --endpoint-url, Then the CLI reads the bucket's versions over HTTP, takes
+    the key from KMS there (before the PEM beside the digests), and everything is valid."""
     from audit_trail.local.aws import MotoServer
 
     for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
@@ -445,8 +521,10 @@ def test_cli_reads_a_moto_server_through_endpoint_url(
         key_arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
         event_store.store_events(transport, [AuditEventIn.model_validate(make_event(n)) for n in range(12)])
         signer, store = KmsSigner(key_arn, client=kms), DigestStore(BUCKET, 30, client=s3)
-        for moment in (T0 + timedelta(hours=1), T0 + timedelta(hours=2)):
+        now = datetime.now(UTC)
+        for moment in (now - timedelta(hours=1), now):
             run_anchor(transport, signer, store, chain_id=CHAIN, now=lambda moment=moment: moment)  # type: ignore[misc]
+        monkeypatch.setenv(FINGERPRINTS_ENV, key_fingerprint(kms, key_arn))
 
         code, out = run_cli(
             capsys, "--database-url", db_url, "--digest-bucket", BUCKET, "--endpoint-url", endpoint, "--no-progress"
@@ -456,3 +534,4 @@ def test_cli_reads_a_moto_server_through_endpoint_url(
 
     assert code == 0, out
     assert out.splitlines()[0] == "2/2 digests valid, 12/12 events valid, 0 redacted"
+    assert "(KMS GetPublicKey, fingerprint pinned)" in out

@@ -8,6 +8,7 @@ physical names and ARNs are recorded in the template, so the functions' environm
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 from collections.abc import Callable, Iterator
@@ -82,6 +83,8 @@ class Provisioned:
     topics: dict[str, str] = field(default_factory=dict)
     queues: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    key_fingerprints: dict[str, str] = field(default_factory=dict)
+    """SHA-256 of each signing key's DER public key, by logical id: what the stack publishes for verifiers."""
     secrets: dict[str, str] = field(default_factory=dict)
 
 
@@ -168,6 +171,10 @@ def create_keys(template: Template, endpoint: str, done: Provisioned) -> None:
         )["KeyMetadata"]
         template.physical[logical_id] = {"Ref": created["KeyId"], "Arn": created["Arn"], "KeyId": created["KeyId"]}
         done.keys[logical_id] = f"{created['KeyId']} ({props.get('KeySpec', 'SYMMETRIC_DEFAULT')})"
+        if created.get("KeyUsage") == "SIGN_VERIFY":
+            # Published as the operator would publish it (audit-trail keys fingerprint): verifiers pin it.
+            der = kms.get_public_key(KeyId=created["Arn"])["PublicKey"]
+            done.key_fingerprints[logical_id] = hashlib.sha256(der).hexdigest()
     for logical_id in template.of_type("AWS::KMS::Alias"):
         props = template.properties(logical_id)
         kms.create_alias(AliasName=str(props["AliasName"]), TargetKeyId=str(props["TargetKeyId"]))

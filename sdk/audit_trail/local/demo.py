@@ -29,7 +29,7 @@ import httpx
 import psycopg
 
 from audit_trail.local.scenario import Chapter, batches, working_day
-from audit_trail.local.state import read_state, redact_url
+from audit_trail.local.state import read_state, redact_url, verify_env
 from audit_trail.local.tokens import NoJwtSecret, bearer, token_for_state
 
 STARTUP_TIMEOUT = 120.0
@@ -282,6 +282,8 @@ class Demo:
         schedules = {s["name"] for s in state["schedules"]}
         aws_env = {"AWS_ENDPOINT_URL": state["moto_endpoint"], "AWS_ACCESS_KEY_ID": "local",
                    "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+        # verify pins the signing key by the fingerprint the stack publishes, as an operator's configuration.
+        aws_env.update(verify_env(state))
 
         chapters = working_day(self.options.day_events, self.options.users, self.options.seed)
         show.step("Events through POST /events; each insert is relayed to the detection rules")
@@ -477,10 +479,14 @@ def rewrite_chain(database_url: str, seq: int) -> None:
     columns = ", ".join(f'"{name}"' for name in SEALED_FIELDS)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("set session_replication_role = replica")  # the guards are triggers
-        row = conn.execute(f"select {columns} from audit.audit_events where seq = %s", (seq,)).fetchone()
+        row = conn.execute(
+            f"select {columns}, seal_version, payload_commitment from audit.audit_events where seq = %s", (seq,)
+        ).fetchone()
         if row is None:
             raise DemoFailed(f"no event seq {seq}")
-        checksum = event_checksum(dict(zip(SEALED_FIELDS, row, strict=True)))
+        # Under its own seal version (2: the kept fields beside the stored payload commitment).
+        event = dict(zip((*SEALED_FIELDS, "seal_version", "payload_commitment"), row, strict=True))
+        checksum = event_checksum(event)
         with conn.transaction():
             conn.execute("update audit.audit_events set checksum = %s where seq = %s", (checksum, seq))
             conn.execute(

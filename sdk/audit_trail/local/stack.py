@@ -35,7 +35,7 @@ from audit_trail.local.api import ApiServer, LocalApi
 from audit_trail.local.aws import MotoServer, Provisioned, client_env, create_secret, provision
 from audit_trail.local.relay import CHANNEL, WebhookRelay
 from audit_trail.local.runtime import Runtime, configure_function_logs, reset_function_state
-from audit_trail.local.state import read_state, redact_url, state_path, write_state
+from audit_trail.local.state import read_state, redact_url, state_path, verify_env, write_state
 from audit_trail.local.template import STACK_NAME, Template, find_template
 
 DEFAULT_DATA_DIR: Final = Path(".audit-trail")
@@ -123,6 +123,8 @@ class LocalStack:
         self._set_env(client_env(self.moto_endpoint))
         self._create_local_secrets()
         self.provisioned = provision(self.template, self.moto_endpoint)
+        # The stack's own process (in-process callers of `audit-trail verify`) trusts its keys as configured.
+        self._set_env(verify_env({"signing_key_fingerprints": self.provisioned.key_fingerprints}))
 
         self.runtime = Runtime(self.template)
         self._set_env(self._function_env(self.runtime))
@@ -413,6 +415,8 @@ class LocalStack:
             "topics": self.provisioned.topics,
             "queues": self.provisioned.queues,
             "kms_keys": self.provisioned.keys,
+            # Public, as an operator publishes them: `audit-trail verify` pins the digest signing key by these.
+            "signing_key_fingerprints": self.provisioned.key_fingerprints,
             "webhook": f"pg_notify channel {CHANNEL} -> POST {self.api_url}/webhooks/supabase",
             "relay": {
                 "relayed": self._relay.relayed if self._relay else 0,
@@ -444,6 +448,11 @@ class LocalStack:
             lines.append(f"  topic       {arn}  ({logical_id})")
         for logical_id, key in self.provisioned.keys.items():
             lines.append(f"  KMS key     {key}  ({logical_id})")
+            if logical_id in self.provisioned.key_fingerprints:
+                fingerprint = self.provisioned.key_fingerprints[logical_id]
+                lines.append(
+                    f"              public key SHA-256 {fingerprint}  (verify pins it: AUDIT_SIGNING_KEY_FINGERPRINTS)"
+                )
         lines.append(f"  webhook     {status['webhook']}")
         for schedule in status["schedules"]:
             lines.append(

@@ -31,6 +31,18 @@ def redact_url(url: str) -> str:
     return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
 
 
+def verify_env(state: dict[str, Any]) -> dict[str, str]:
+    """What `audit-trail verify` needs to trust this stack's digests: its signing keys' published fingerprints.
+
+    The stack publishes them (``signing_key_fingerprints`` in the state) as an operator publishes theirs; a
+    verifier given them pins the keys by configuration, never by the PEM the anchor leaves beside the digests.
+    """
+    from audit_trail.verify_digests import FINGERPRINTS_ENV
+
+    fingerprints = sorted(set((state.get("signing_key_fingerprints") or {}).values()))
+    return {FINGERPRINTS_ENV: ",".join(fingerprints)} if fingerprints else {}
+
+
 def state_path(data_dir: Path) -> Path:
     """Where a running stack describes itself (API URL, database URL) for `audit-trail invoke` and the demo."""
     return data_dir / STATE_FILE

@@ -73,6 +73,12 @@ class FailureKind(StrEnum):
     DIGEST_ALTERED = "digest_altered"
     SIGNATURE_INVALID = "signature_invalid"
     ROOT_MISMATCH = "root_mismatch"
+    # The digests as evidence (docs/integrity.md, 8.4): the first locked object version, a pinned key,
+    # periods that tile, and a newest digest no older than the anchor interval plus a grace period.
+    DIGEST_OVERWRITTEN = "digest_overwritten"
+    KEY_UNTRUSTED = "key_untrusted"
+    DIGEST_DISCONTINUOUS = "digest_discontinuous"
+    DIGESTS_STALE = "digests_stale"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
