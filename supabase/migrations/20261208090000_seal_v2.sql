@@ -213,8 +213,9 @@ $$;
 -- written out here because the values are fixed in shape: ASCII keys in sorted order, integers, and
 -- strings that pg_catalog.to_json escapes exactly as RFC 8785 does (", \, \b \f \n \r \t, other control
 -- characters as lowercase \u00xx, everything else as itself). Python's sealing code verifies the result.
-create function audit.append_redaction_record(p_seqs bigint[], p_reason text, p_actor text, p_ref text)
-returns bigint
+create function audit.append_redaction_record(
+  p_seqs bigint[], p_v1_seqs bigint[], p_reason text, p_actor text, p_ref text
+) returns bigint
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
@@ -228,8 +229,10 @@ declare
   v_sealed  text;
   v_seq     bigint;
 begin
+  -- v1_seqs names the redacted rows sealed with version 1: seal_version is not sealed, and a redacted row
+  -- relabelled version 1 would otherwise be checked for its links only.
   v_details := '{"count":' || pg_catalog.cardinality(p_seqs) || ',"reason":' || pg_catalog.to_json(p_reason)::text
-               || ',"seqs":' || audit.seq_ranges(p_seqs) || '}';
+               || ',"seqs":' || audit.seq_ranges(p_seqs) || ',"v1_seqs":' || audit.seq_ranges(p_v1_seqs) || '}';
   v_private := '{"details":' || v_details
                || ',"ip_address":null,"metadata":{},"session_id":null,"user_agent":null,"user_email":null}';
   v_commitment := pg_catalog.sha256(v_salt || pg_catalog.convert_to(v_private, 'UTF8'));
@@ -250,7 +253,7 @@ begin
   return v_seq;
 end
 $$;
-comment on function audit.append_redaction_record(bigint[], text, text, text) is
+comment on function audit.append_redaction_record(bigint[], bigint[], text, text, text) is
   'Append the chained record of a redaction (docs/integrity.md, "Redaction records"); called by audit.redact_seqs.';
 
 create or replace function audit.redact_seqs(p_seqs bigint[], p_reason text, p_actor text, p_ref text) returns integer
@@ -258,6 +261,7 @@ language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   v_redacted bigint[];
+  v_v1 bigint[];
 begin
   if p_reason is null or p_reason not in ('retention', 'erasure') then
     raise exception 'redaction reason must be retention or erasure, got %', p_reason
@@ -273,13 +277,16 @@ begin
            details = '{}'::jsonb, metadata = '{}'::jsonb, seal_salt = null,
            redacted_at = pg_catalog.now(), redaction_reason = p_reason, redacted_by = p_actor, redaction_ref = p_ref
      where e.seq = any(p_seqs) and e.redacted_at is null and not audit.is_redaction_record(e)
-    returning e.seq
+    returning e.seq, e.seal_version
   )
-  select coalesce(pg_catalog.array_agg(r.seq), '{}') into v_redacted from redacted r;
+  select coalesce(pg_catalog.array_agg(r.seq), '{}'),
+         coalesce(pg_catalog.array_agg(r.seq) filter (where r.seal_version = 1), '{}')
+    into v_redacted, v_v1
+    from redacted r;
   -- close the door again: later statements of this transaction are append-only as usual
   perform pg_catalog.set_config('audit.redaction_txid', '', true);
   if pg_catalog.cardinality(v_redacted) > 0 then
-    perform audit.append_redaction_record(v_redacted, p_reason, p_actor, p_ref);
+    perform audit.append_redaction_record(v_redacted, v_v1, p_reason, p_actor, p_ref);
   end if;
   return pg_catalog.cardinality(v_redacted);
 end
@@ -431,13 +438,13 @@ begin
                    where e.redacted_at is not null order by 1 loop
     v_seqs := array(select e.seq from audit.audit_events e
                      where e.redacted_at is not null and e.redaction_reason = v_reason order by e.seq);
-    perform audit.append_redaction_record(v_seqs, v_reason, 'migration:seal_v2', null);
+    perform audit.append_redaction_record(v_seqs, v_seqs, v_reason, 'migration:seal_v2', null);
   end loop;
 end
 $$;
 
 revoke all on function audit.is_redaction_record(audit.audit_events), audit.seq_ranges(bigint[]),
-  audit.append_redaction_record(bigint[], text, text, text), audit.archive_keys(jsonb) from public;
+  audit.append_redaction_record(bigint[], bigint[], text, text, text), audit.archive_keys(jsonb) from public;
 grant execute on function audit.archive_keys(jsonb) to service_role;
 grant execute on function audit.is_redaction_record(audit.audit_events), audit.seq_ranges(bigint[])
   to authenticated, service_role;

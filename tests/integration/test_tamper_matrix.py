@@ -165,10 +165,10 @@ def test_the_built_trail_is_what_the_cases_assume(case_url: str) -> None:
             " where event_type = 'system_event' and action = 'events_redacted' order by seq"
         ).fetchall()
         assert records == [
-            (11, {"count": 2, "reason": "erasure", "seqs": [[3, 4]]}, ["gdpr"]),
-            (SUBJECT_RECORD, {"count": 2, "reason": "erasure", "seqs": [[14, 15]]}, ["gdpr"]),
-            (RETENTION_RECORD, {"count": 1, "reason": "retention", "seqs": [[24, 24]]}, []),
-            (TAIL_RECORD, {"count": 2, "reason": "retention", "seqs": [[8, 8], [35, 35]]}, []),
+            (11, {"count": 2, "reason": "erasure", "seqs": [[3, 4]], "v1_seqs": []}, ["gdpr"]),
+            (SUBJECT_RECORD, {"count": 2, "reason": "erasure", "seqs": [[14, 15]], "v1_seqs": []}, ["gdpr"]),
+            (RETENTION_RECORD, {"count": 1, "reason": "retention", "seqs": [[24, 24]], "v1_seqs": []}, []),
+            (TAIL_RECORD, {"count": 2, "reason": "retention", "seqs": [[8, 8], [35, 35]], "v1_seqs": []}, []),
         ]
         assert su.scalar("select host(ip_address) from audit.audit_events where seq = %s", (IPV4_SEQ,)) == (
             "198.51.100.7"
@@ -312,6 +312,17 @@ CLASS_2 = [
         pytest.param(update(REDACTED_SEQ, edit), Expected("modified", REDACTED_SEQ), id=f"2-redacted-row-{field}")
         for field, edit in KEPT_FIELD_EDITS.items()
     ),
+    # seal_version is not sealed: relabelled version 1, a redacted row would be checked for its links only.
+    pytest.param(
+        update(REDACTED_SEQ, "seal_version = 1, action = 'innocent', user_id = 'mallory'"),
+        Expected("not_canonical", REDACTED_SEQ),
+        id="2-redacted-row-relabelled-v1-then-edited",
+    ),
+    pytest.param(
+        update(REDACTED_SEQ, "seal_version = 1, payload_commitment = null, action = 'innocent'"),
+        Expected("redaction_unrecorded", REDACTED_SEQ),
+        id="2-redacted-row-relabelled-v1-commitment-dropped-then-edited",
+    ),
     pytest.param(
         update(UNREDACTED_SEQ, f"{_FAKE_MARKER}, {_BLANKED}"),
         Expected("redaction_unrecorded", UNREDACTED_SEQ),
@@ -371,19 +382,19 @@ CLASS_2 = [
     # events are judged before the digests against them (docs/integrity.md: digest chain, events, digests
     # against events), so the first failure is the erased row that no record names any more.
     pytest.param(
-        _record_details(SUBJECT_RECORD, '{"count": 1, "reason": "erasure", "seqs": [[14, 14]]}'),
+        _record_details(SUBJECT_RECORD, '{"count": 1, "reason": "erasure", "seqs": [[14, 14]], "v1_seqs": []}'),
         Expected("redaction_unrecorded", 15),
         id="2-record-rewritten-without-a-seq-before-the-last-digest",
     ),
     # After the last digest nothing but the rule itself can tell: seq 8's links are signed, its record is not.
     pytest.param(
-        _record_details(TAIL_RECORD, '{"count": 1, "reason": "retention", "seqs": [[35, 35]]}'),
+        _record_details(TAIL_RECORD, '{"count": 1, "reason": "retention", "seqs": [[35, 35]], "v1_seqs": []}'),
         Expected("redaction_unrecorded", 8),
         id="2-record-rewritten-without-a-seq-after-the-last-digest",
     ),
     pytest.param(_delete_tail_record_and_head, Expected("redaction_unrecorded", 8), id="2-record-cut-off-the-tail"),
     pytest.param(
-        _record_details(TAIL_RECORD, '{"count": 3, "reason": "retention", "seqs": [[8, 8], [35, 36]]}'),
+        _record_details(TAIL_RECORD, '{"count": 3, "reason": "retention", "seqs": [[8, 8], [35, 36]], "v1_seqs": []}'),
         Expected("redaction_unrecorded", 36),
         id="2-record-names-an-unredacted-row",
     ),

@@ -2,8 +2,9 @@
 
 ``audit.redact_seqs`` blanks events and, in the same transaction, appends one chained *redaction record*:
 an event with ``event_type`` ``system_event``, ``action`` ``events_redacted`` and ``details``
-``{"count": n, "reason": "retention"|"erasure", "seqs": [[first, last], ...]}`` (docs/integrity.md,
-"Redaction records"). Someone who blanks or marks rows outside that function leaves rows no record names;
+``{"count": n, "reason": "retention"|"erasure", "seqs": [[first, last], ...], "v1_seqs": [...]}``
+(docs/integrity.md, "Redaction records"): ``v1_seqs`` are those of the redacted rows that were sealed with
+version 1, since ``seal_version`` itself is not sealed. Someone who blanks or marks rows outside that function leaves rows no record names;
 someone who deletes or edits a record breaks the chain at the record. ``RedactionLedger`` collects both
 sides while rows stream past (in any order of chunks) and names the first row the rule fails for.
 """
@@ -23,55 +24,74 @@ _REASONS: Final = frozenset({"retention", "erasure"})
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RedactionRecord:
-    """One redaction record: its own seq, the reason, and the inclusive seq ranges it redacted."""
+    """One redaction record: its own seq, the reason, the inclusive seq ranges it redacted, and which of
+    them were sealed with version 1."""
 
     seq: int
     reason: str
     ranges: tuple[tuple[int, int], ...]
+    v1_ranges: tuple[tuple[int, int], ...] = ()
+
+    def version_of(self, seq: int) -> int:
+        """The seal version the record says the redacted row ``seq`` had."""
+        return 1 if any(first <= seq <= last for first, last in self.v1_ranges) else 2
 
 
 def _int(value: object) -> int | None:
     return value if type(value) is int else None
 
 
-def parse_record(seq: int, details: object) -> RedactionRecord | None:
-    """The record an event's ``details`` describe, or ``None`` when they are not a well-formed record.
-
-    Well formed: ``reason`` retention or erasure; ``seqs`` ascending, non-overlapping inclusive ranges of
-    seqs below the record's own; ``count`` the number of seqs they hold. Anything else is not a record
-    (and so authorises no redaction).
-    """
-    if not isinstance(details, Mapping) or set(details) != {"count", "reason", "seqs"}:
-        return None
-    reason, count, seqs = details["reason"], _int(details["count"]), details["seqs"]
-    if reason not in _REASONS or count is None or not isinstance(seqs, list):
+def _ranges(value: object, below: int) -> tuple[list[tuple[int, int]], int] | None:
+    """Ascending, non-overlapping inclusive ranges of positive seqs below ``below``, and how many seqs they hold."""
+    if not isinstance(value, list):
         return None
     ranges: list[tuple[int, int]] = []
     total = 0
     previous_last = 0
-    for item in seqs:
+    for item in value:
         if not isinstance(item, list) or len(item) != 2:
             return None
         first, last = _int(item[0]), _int(item[1])
-        if first is None or last is None or not previous_last < first <= last < seq:
+        if first is None or last is None or not previous_last < first <= last < below:
             return None
         ranges.append((first, last))
         total += last - first + 1
         previous_last = last
+    return ranges, total
+
+
+def parse_record(seq: int, details: object) -> RedactionRecord | None:
+    """The record an event's ``details`` describe, or ``None`` when they are not a well-formed record.
+
+    Well formed: exactly the members ``count``, ``reason``, ``seqs`` and ``v1_seqs``; ``reason`` retention or
+    erasure; ``seqs`` ascending, non-overlapping inclusive ranges of seqs below the record's own, holding
+    ``count`` seqs (JSON integers all: ``2.0`` is not a count); ``v1_seqs`` the same shape, within ``seqs``.
+    Anything else is not a record (and so authorises no redaction).
+    """
+    if not isinstance(details, Mapping) or set(details) != {"count", "reason", "seqs", "v1_seqs"}:
+        return None
+    reason, count = details["reason"], _int(details["count"])
+    seqs, v1_seqs = _ranges(details["seqs"], seq), _ranges(details["v1_seqs"], seq)
+    if reason not in _REASONS or count is None or seqs is None or v1_seqs is None:
+        return None
+    (ranges, total), (v1_ranges, _) = seqs, v1_seqs
     if total != count or not ranges:
         return None
-    return RedactionRecord(seq, str(reason), tuple(ranges))
+    if not all(any(a <= first and last <= b for a, b in ranges) for first, last in v1_ranges):
+        return None
+    return RedactionRecord(seq, str(reason), tuple(ranges), tuple(v1_ranges))
 
 
 @dataclasses.dataclass(slots=True)
 class RedactionLedger:
     """Redacted rows and redaction records seen so far; ``first_problem`` applies the rule.
 
-    ``redacted`` maps each redacted row's seq to its ``redaction_reason``; ``records`` are the
-    well-formed records of unredacted rows. Mergeable, so chunks verified apart can be joined.
+    ``redacted`` maps each redacted row's seq to its ``redaction_reason`` and stored ``seal_version``;
+    ``records`` are the well-formed records of unredacted rows. Mergeable, so chunks verified apart can be
+    joined.
     """
 
-    redacted: dict[int, str | None] = dataclasses.field(default_factory=dict)
+    redacted: dict[int, tuple[str | None, object]] = dataclasses.field(default_factory=dict)
     records: list[RedactionRecord] = dataclasses.field(default_factory=list)
 
     def note(
@@ -83,10 +103,11 @@ class RedactionLedger:
         event_type: object,
         action: object,
         details: object,
+        seal_version: object = 1,
     ) -> None:
         """Take one verified row into account."""
         if redacted:
-            self.redacted[seq] = reason
+            self.redacted[seq] = (reason, seal_version)
         elif event_type == REDACTION_EVENT_TYPE and action == REDACTION_ACTION:
             record = parse_record(seq, details)
             if record is not None:
@@ -101,6 +122,7 @@ class RedactionLedger:
             event_type=row.get("event_type"),
             action=row.get("action"),
             details=row.get("details"),
+            seal_version=row.get("seal_version") or 1,
         )
 
     def merge(self, others: Iterable[RedactionLedger]) -> None:
@@ -121,12 +143,13 @@ class RedactionLedger:
         for record in self.records:
             for first, last in record.ranges:
                 for seq in range(max(first, from_seq), last + 1):
+                    covered.add(seq)  # named: any problem with it is reported below, not as unrecorded
                     if seq not in self.redacted:
                         problems.append(
                             (seq, f"redaction record seq {record.seq} names seq {seq}, which is not redacted")
                         )
                         break
-                    reason = self.redacted[seq]
+                    reason, version = self.redacted[seq]
                     if reason != record.reason:
                         problems.append(
                             (
@@ -136,7 +159,15 @@ class RedactionLedger:
                             )
                         )
                         break
-                    covered.add(seq)
+                    if version != record.version_of(seq):
+                        problems.append(
+                            (
+                                seq,
+                                f"event seq {seq} says seal version {version} but redaction record seq {record.seq}"
+                                f" redacted a version-{record.version_of(seq)} event (seal_version was changed)",
+                            )
+                        )
+                        break
         uncovered = [seq for seq in self.redacted if seq >= from_seq and seq not in covered]
         if uncovered:
             seq = min(uncovered)

@@ -208,7 +208,8 @@ def _tags(value: object) -> list[str]:
         if text is None:
             raise SealError("compliance_tags must not contain null")
         tags.add(text)
-    return sorted(tags)
+    # Sorted by UTF-16 code units, as the spec says (the enum values are ASCII, where that is byte order).
+    return sorted(tags, key=lambda tag: tag.encode("utf-16-be", "surrogatepass"))
 
 
 def _object(field: str, value: object) -> dict[str, Any]:

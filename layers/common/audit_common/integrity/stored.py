@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Final
 
-__all__ = ["NUMBER_PROBLEM_KEY", "ip_address_problem", "stored_form_problem", "tags_problem"]
+__all__ = ["NUMBER_PROBLEM_KEY", "ip_address_problem", "stored_form_problem", "tags_problem", "utf16_order"]
 
 NUMBER_PROBLEM_KEY: Final = "_number_problem"
 """Key under which a reader that saw the JSON text reports a number that is not exactly its RFC 8785 form."""
@@ -42,18 +42,27 @@ def ip_address_problem(text: str) -> str | None:
 
 
 def tags_problem(tags: object) -> str | None:
-    """Why stored compliance tags are not their sealed form (sorted, unique), or ``None``."""
-    if not tags:
+    """Why stored compliance tags are not their sealed form (unique, sorted by UTF-16 code units), or ``None``."""
+    if tags == []:
         return None
     if not isinstance(tags, list) or any(type(tag) is not str for tag in tags):
-        return "compliance_tags is not a list of strings"
-    if tags != sorted(set(tags)):
+        return f"compliance_tags {tags!r} is not a one-dimensional array of strings"
+    if tags != sorted(set(tags), key=utf16_order):
         return f"compliance_tags {tags!r} are not sorted and unique as sealed"
     return None
 
 
+def utf16_order(text: str) -> bytes:
+    """Sort key: the string as UTF-16 code units (RFC 8785's order), which code-point order is not above U+FFFF."""
+    return text.encode("utf-16-be", "surrogatepass")
+
+
 def stored_form_problem(row: Mapping[str, Any]) -> str | None:
     """The first reason the row's stored private and kept values are not exactly the sealed form, or ``None``."""
+    if (row.get("seal_version") or 1) == 1 and (
+        row.get("seal_salt") is not None or row.get("payload_commitment") is not None
+    ):
+        return "a seal-version-1 row holds a seal salt or a payload commitment (version 2 relabelled?)"
     address = row.get("ip_address")
     if address is not None:
         problem = ip_address_problem(address) if isinstance(address, str) else "ip_address is not text"

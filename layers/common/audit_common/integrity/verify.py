@@ -143,7 +143,8 @@ def redaction_residue(row: Mapping[str, Any]) -> str | None:
     """What a redacted row still holds that a redaction erases (a private value or the salt), or ``None``."""
     for name in PRIVATE_FIELDS:
         value = row.get(name)
-        if value is not None and value != {}:
+        # The blank form is exactly null, and exactly {} for the two objects (not [], 0, "" or null).
+        if (value != {}) if name in ("details", "metadata") else (value is not None):
             return name
     if row.get("seal_salt") is not None:
         return "seal_salt"
@@ -153,17 +154,20 @@ def redaction_residue(row: Mapping[str, Any]) -> str | None:
 def recompute_checksum(row: Mapping[str, Any]) -> tuple[bytes | None, bool]:
     """The checksum the row's stored fields give under its seal version, and whether its commitment held.
 
-    For an unredacted version-2 row the payload commitment is recomputed from ``seal_salt`` and the private
-    fields; a mismatch there answers ``(None, False)``. ``None`` also when the values cannot be sealed at all
-    (a value that cannot be sealed cannot be what was sealed).
+    For version 2 the checksum is computed from the kept fields and the *stored* payload commitment; for an
+    unredacted row the commitment is then recomputed from ``seal_salt`` and the private fields, and the second
+    value says whether it matched. So a changed kept field gives a wrong checksum, and a changed (or blanked)
+    private part a right checksum with a commitment that does not hold. ``None`` when the values cannot be
+    sealed at all (a value that cannot be sealed cannot be what was sealed).
     """
     try:
+        checksum = event_checksum(row)
         if (row.get("seal_version") or 1) == SEAL_VERSION and row.get("redacted_at") is None:
             salt = _hash_value_sized(row.get("seal_salt"), SEAL_SALT_BYTES)
             stored = _hash_value(row.get("payload_commitment"))
             if salt is None or stored is None or payload_commitment(salt, private_object(row)) != stored:
-                return None, False
-        return event_checksum(row), True
+                return checksum, False
+        return checksum, True
     except ValueError:
         return None, True
 
@@ -335,15 +339,18 @@ class ChainVerifier:
                 return
         if not redacted or (row.get("seal_version") or 1) == SEAL_VERSION:
             recomputed, commitment_held = recompute_checksum(row)
-            if recomputed != checksum:
-                if not redacted and _looks_blanked(row):
+            if recomputed != checksum or not commitment_held:
+                # Version 2 tells a blanked private part (the kept fields still give the checksum) from an edit.
+                version_2 = (row.get("seal_version") or 1) == SEAL_VERSION
+                blanked = _looks_blanked(row) and (recomputed == checksum or not version_2)
+                if not redacted and blanked:
                     self._fail(
                         seq,
                         FailureKind.REDACTED_WITHOUT_RECORD,
                         f"event seq {seq} has a blanked payload but no redaction record "
                         "(redacted_at is null): it was erased outside the redaction function",
                     )
-                elif not commitment_held:
+                elif recomputed == checksum:
                     self._fail(
                         seq,
                         FailureKind.MODIFIED,
