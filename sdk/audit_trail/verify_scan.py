@@ -292,7 +292,8 @@ class ChainHead:
 # verdict into a usage error, so every stored row is then past the head.
 _STATE_QUERY: Final = """
 select h.chain_id::text, coalesce(h.seq, 0),
-       coalesce(h.chain_hash, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex')), s.min_seq, s.max_seq, pg_catalog.to_char(s.newest at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+       coalesce(h.chain_hash, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex')), s.min_seq, s.max_seq,
+       pg_catalog.to_char(s.newest at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
   from (select pg_catalog.min(e.seq) as min_seq, pg_catalog.max(e.seq) as max_seq,
                (select e2.received_at from audit.audit_events e2 order by e2.seq desc limit 1) as newest
           from audit.audit_events e) s

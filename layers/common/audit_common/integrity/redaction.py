@@ -4,9 +4,10 @@
 an event with ``event_type`` ``system_event``, ``action`` ``events_redacted`` and ``details``
 ``{"count": n, "reason": "retention"|"erasure", "seqs": [[first, last], ...], "v1_seqs": [...]}``
 (docs/integrity.md, "Redaction records"): ``v1_seqs`` are those of the redacted rows that were sealed with
-version 1, since ``seal_version`` itself is not sealed. Someone who blanks or marks rows outside that function leaves rows no record names;
-someone who deletes or edits a record breaks the chain at the record. ``RedactionLedger`` collects both
-sides while rows stream past (in any order of chunks) and names the first row the rule fails for.
+version 1, since ``seal_version`` itself is not sealed. Someone who blanks or marks rows outside that
+function leaves rows no record names; someone who deletes or edits a record breaks the chain at it.
+``RedactionLedger`` collects both sides while rows stream past (in any order of chunks) and names the first
+row the rule fails for.
 """
 
 from __future__ import annotations
