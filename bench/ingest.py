@@ -68,6 +68,7 @@ from audit_common.api import EventResult, IngestResponse, request_events, valida
 from audit_common.db import PostgresTransport, reset_transport
 from audit_common.event_store import seal_for_storage
 from audit_common.integrity import SEALED_FIELDS
+from audit_common.integrity.seal import SEAL_SALT_BYTES
 from audit_common.settings import get_settings
 from audit_trail.migrations import migrate
 from audit_trail.postgres import create_database, server_url
@@ -121,7 +122,16 @@ COPY_DDL: Final = """
 create schema bench_copy;
 create table bench_copy.audit_events (like audit.audit_events including all);
 """
-COPY_COLUMNS: Final = ("seq", *SEALED_FIELDS, "checksum", "prev_hash", "chain_hash")
+COPY_COLUMNS: Final = (
+    "seq",
+    *SEALED_FIELDS,
+    "seal_version",
+    "seal_salt",
+    "payload_commitment",
+    "checksum",
+    "prev_hash",
+    "chain_hash",
+)
 GENESIS: Final = bytes(32)
 
 ProxyEvent = dict[str, Any]
@@ -136,6 +146,8 @@ class Row:
     events: int
     seconds: float
     note: str = ""
+    # 1-minute load average when the row's measurement ended (the machine is shared: it says how noisy the row is).
+    load: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
 
     @property
     def events_per_second(self) -> float:
@@ -283,7 +295,7 @@ def request_peak_memory(request: ProxyEvent, sink: TextIO) -> float:
 STAGE_NAMES: Final = (
     "JSON parse of the body (orjson.loads)",
     "pydantic validation (request_events + validate_events)",
-    "sealing + checksum (seal_for_storage)",
+    "sealing, seal v2: salts, commitment, checksum (seal_for_storage)",
     'SQL API call alone (transport.call("ingest_events"))',
     "response model (EventResult.model_validate)",
     "response serialisation (model_dump + orjson)",
@@ -305,7 +317,12 @@ def measure_stages(requests: Sequence[ProxyEvent], transport: PostgresTransport,
         t1 = time.perf_counter()
         validated = validate_events(request_events(parsed))
         t2 = time.perf_counter()
-        sealed = [seal_for_storage(event) for event in validated]
+        # As store_events seals: one read of the random source per request, a 16-byte slice per event.
+        salts = os.urandom(SEAL_SALT_BYTES * len(validated))
+        sealed = [
+            seal_for_storage(event, salts[index * SEAL_SALT_BYTES : (index + 1) * SEAL_SALT_BYTES])
+            for index, event in enumerate(validated)
+        ]
         t3 = time.perf_counter()
         outcome = transport.call("ingest_events", {"p_events": sealed})
         t4 = time.perf_counter()
@@ -373,12 +390,27 @@ def server_split(url: str, calls: int, events: int, sql_stage: Stage) -> list[St
     ]
 
 
-def seal_all(requests: Sequence[ProxyEvent]) -> list[list[Sealed]]:
-    """The sealed records of every request, as the handler computed them (not timed)."""
-    return [
-        [seal_for_storage(event) for event in validate_events(request_events(orjson.loads(request["body"])))]
-        for request in requests
-    ]
+def stored_salts(url: str) -> dict[str, bytes]:
+    """The salt the handler's run stored for each event_id (seal v2 draws a new one per event)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("select event_id, seal_salt from audit.audit_events where seal_salt is not null").fetchall()
+    return {str(event_id): bytes(salt) for event_id, salt in rows}
+
+
+def seal_all(requests: Sequence[ProxyEvent], salts: dict[str, bytes]) -> list[list[Sealed]]:
+    """The sealed records of every request, sealed again here with the salts the handler stored (not timed).
+
+    With the same salt, seal_for_storage must give the same payload commitment and checksum as the handler's
+    run stored, so the chain computed for the COPY rows must end where the stored one does.
+    """
+    sealed = []
+    for request in requests:
+        events = validate_events(request_events(orjson.loads(request["body"])))
+        try:
+            sealed.append([seal_for_storage(event, salts[event.event_id]) for event in events])
+        except KeyError as exc:
+            raise BenchError(f"the handler's run stored no salt for event {exc}") from None
+    return sealed
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,6 +482,9 @@ def copy_rows(sealed_batches: Sequence[Sequence[Sealed]]) -> list[tuple[Any, ...
                     record["compliance_tags"],
                     record["parent_event_id"],
                     Jsonb(record["metadata"], dumps=_orjson_text),
+                    2,
+                    bytes.fromhex(record["seal_salt"]),
+                    bytes.fromhex(record["payload_commitment"]),
                     checksum,
                     prev_hash,
                     chain,
@@ -526,9 +561,10 @@ def report(results: Results) -> str:
     seed, copy = results.rows[1], results.rows[2]
     out = [
         f"Ingest benchmark, {env['date']}",
-        environment_line(env),
+        environment_line(env) + f", at the end {env['load_average_at_end']}",
         f"{handler.events:,} events, batches of {env['batch']}, realistic details"
-        f" (mean request body {env['mean_body_bytes']:,} bytes)",
+        f" (mean request body {env['mean_body_bytes']:,} bytes); every event sealed with seal version 2"
+        " (16-byte salt, payload commitment, checksum), in the handler and in the COPY rows alike",
         "",
     ]
     table_rows = [*results.rows, *([results.verification] if results.verification else [])]
@@ -539,16 +575,18 @@ def report(results: Results) -> str:
             f"{row.seconds:.2f}",
             f"{row.events_per_second:,.0f}",
             f"{row.events_per_second / handler.events_per_second:.2f}x",
+            f"{row.load:.2f}",
         ]
         for row in table_rows
     ]
     out.append(
         format_table(
-            ["approach", "events", "seconds", "events/s", "vs handler"],
+            ["approach", "events", "seconds", "events/s", "vs handler", "load"],
             lines,
-            [False, True, True, True, True],
+            [False, True, True, True, True, True],
         )
     )
+    out.append(f"load: 1-minute load average as the row's measurement ended ({env['cpus']} CPUs).")
     met = handler.events_per_second >= TARGET_EVENTS_PER_SECOND
     out += [
         "",
@@ -690,7 +728,7 @@ def run(args: argparse.Namespace, admin_url: str, main_db: str, stage_db: str) -
     results.rows.append(Row("seed approach: one INSERT per event", len(seed_events), seed_seconds, note))
 
     progress("COPY into the trigger-less table")
-    rows = copy_rows(seal_all(requests))
+    rows = copy_rows(seal_all(requests, stored_salts(main_url)))
     results.chain_cross_check = chain_matches(main_url, rows)
     checkpoint(main_url)
     settle()
@@ -698,6 +736,7 @@ def run(args: argparse.Namespace, admin_url: str, main_db: str, stage_db: str) -
 
     progress("cold start")
     results.cold_start_ms = cold_start_ms()
+    results.environment["load_average_at_end"] = round(os.getloadavg()[0], 2)
     return results
 
 

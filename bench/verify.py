@@ -76,7 +76,7 @@ from audit_common.verification import verify_chain
 from audit_trail.migrations import migrate
 from audit_trail.postgres import create_database, server_url
 from audit_trail.verify import Report, verify_offline
-from audit_trail.verify_digests import DirectoryDigestSource
+from audit_trail.verify_digests import DirectoryDigestSource, KeyTrust
 from audit_trail.verify_scan import (
     CHECKSUM,
     COMMITMENT,
@@ -422,7 +422,8 @@ def offline(
     checkpoint(url)
     cpu = _cpu_seconds()
     started = time.perf_counter()
-    report = verify_offline(url, DirectoryDigestSource(directory, public_key=public_key), workers=workers)
+    trust = KeyTrust.create(public_keys=[public_key])  # as --public-key pins it
+    report = verify_offline(url, DirectoryDigestSource(directory), workers=workers, trust=trust)
     seconds = time.perf_counter() - started
     cpu = _cpu_seconds() - cpu
     if (
@@ -456,11 +457,15 @@ def _backend_cpu(pid: int) -> float | None:
 def server_copy(url: str, query: sql.Composed | sql.SQL, name: str, kind: str, rows: int) -> Row | None:
     """Time one COPY the server writes to /dev/null itself (no client, no network), with its backend's CPU.
 
-    Needs a role allowed to write server files (a superuser); None otherwise.
+    Parallel query is off for it: one backend does all the work (as in each of the verifier's chunk reads), so
+    its CPU is PostgreSQL's whole share. A Gather over parallel workers would hide their CPU from the backend's
+    and make the one statement over every row unlike the verifier's reads. Needs a role allowed to write server
+    files (a superuser); None otherwise.
     """
     checkpoint(url)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("set max_parallel_workers_per_gather = 0")
             pid = conn.info.backend_pid
             before = _backend_cpu(pid)
             started = time.perf_counter()
@@ -615,7 +620,7 @@ def report(results: Results) -> str:
         "the verifier's COPY: its query (json_build_array of 26 values a row, seq order) over every row in one"
         " statement, written to /dev/null by the server: PostgreSQL's share of verification, no client.",
         "PostgreSQL's own COPY-out: the plain table, every stored column in COPY's text format, nothing computed:"
-        " the target's baseline.",
+        " the target's baseline. Both server rows run in one backend (parallel query off).",
         "of COPY-out: the row's events/s / PostgreSQL's own COPY-out's. load: 1-minute load average as the row ended"
         f" ({env['cpus']} CPUs).",
         "Python CPU: this process and its worker processes, user + system. PG CPU: the PostgreSQL backend that ran"
