@@ -80,6 +80,7 @@ from audit_trail.verify_digests import DirectoryDigestSource, KeyTrust
 from audit_trail.verify_scan import (
     CHECKSUM,
     COMMITMENT,
+    DEFAULT_CHUNK_BITS,
     REDACTED,
     ROW_JSON,
     SEAL_SALT,
@@ -457,15 +458,18 @@ def _backend_cpu(pid: int) -> float | None:
 def server_copy(url: str, query: sql.Composed | sql.SQL, name: str, kind: str, rows: int) -> Row | None:
     """Time one COPY the server writes to /dev/null itself (no client, no network), with its backend's CPU.
 
-    Parallel query is off for it: one backend does all the work (as in each of the verifier's chunk reads), so
-    its CPU is PostgreSQL's whole share. A Gather over parallel workers would hide their CPU from the backend's
-    and make the one statement over every row unlike the verifier's reads. Needs a role allowed to write server
-    files (a superuser); None otherwise.
+    Parallel query and sorts are off for it, as on the verifier's connections: one backend does all the work (as
+    in each of the verifier's chunk reads), so its CPU is PostgreSQL's whole share. A Gather over parallel
+    workers would hide their CPU from the backend's and make the one statement over every row unlike the
+    verifier's reads. Needs a role allowed to write server files (a superuser); None otherwise.
     """
     checkpoint(url)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("set max_parallel_workers_per_gather = 0")
+            # The verifier's own session settings (audit_trail.verify_scan): the same plan, an index scan in
+            # seq order rather than a sort, for the same rows.
+            conn.execute("set enable_sort = off")
             pid = conn.info.backend_pid
             before = _backend_cpu(pid)
             started = time.perf_counter()
@@ -492,6 +496,29 @@ def copy_out(url: str, rows: int) -> Row | None:
     query = sql.SQL("copy audit.audit_events to '/dev/null'")
     name = "PostgreSQL's own COPY-out: COPY audit.audit_events TO '/dev/null'"
     return server_copy(url, query, name, COPY_OUT, rows)
+
+
+def chunk_plan(url: str, rows: int) -> str:
+    """The plan PostgreSQL picks for one of the verifier's chunk reads (the second chunk, or the only one).
+
+    Said because it decides whether a read streams: an index scan sends rows in seq order as it finds them, so
+    the verifier and its PostgreSQL process work side by side; a sort over a heap scan (chosen when seq order is
+    no longer heap order, e.g. after redactions moved the oldest rows) sends nothing until the chunk is built.
+    """
+    size = 1 << DEFAULT_CHUNK_BITS
+    first = size + 1 if rows > size else 1
+    query = sql.SQL(
+        "explain (format json) select {row} from audit.audit_events e"
+        " where e.seq between {first} and {last} order by e.seq"
+    ).format(row=ROW_JSON, first=sql.Literal(first), last=sql.Literal(min(rows, first + size - 1)))
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(query).fetchone()
+    names = []
+    node = row[0][0]["Plan"] if row else {}
+    while node:
+        names.append(str(node.get("Node Type")))
+        node = (node.get("Plans") or [{}])[0]
+    return " <- ".join(names)
 
 
 def sql_api_walk(url: str, events: int) -> Row:
@@ -522,6 +549,7 @@ def run(args: argparse.Namespace, admin_url: str, dbname: str, directory: Path) 
     results.setup_seconds["redact"] = results.redaction.seconds
     rows = stored_rows(url)
     results.setup_seconds["vacuum"] = vacuum_analyze(url)
+    results.environment["chunk_plan"] = chunk_plan(url, rows)
     progress(f"signing {args.digests} digests")
     results.setup_seconds["digests"], public_key = write_digests(url, rows, args.digests, directory)
     progress("physical limit: SHA-256 over the canonical bytes")
@@ -611,6 +639,12 @@ def report(results: Results) -> str:
         f" {env['digests']} digests signed with a local ECDSA P-256 key, read from a directory, the key pinned.",
         "setup, not part of the result: "
         + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in results.setup_seconds.items()),
+        f"PostgreSQL's plan for a chunk read of the verifier: {env['chunk_plan']}"
+        + (
+            " (streams in seq order)"
+            if env["chunk_plan"].startswith("Index")
+            else " (the chunk is sorted before its first row is sent: no overlap with the verifier's Python)"
+        ),
         "",
         table,
         "",

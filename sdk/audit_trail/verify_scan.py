@@ -130,6 +130,13 @@ def _connection(url: str) -> psycopg.Connection[Any]:
         conn = psycopg.connect(url, autocommit=True, application_name="audit-trail verify")
         # Read-only on purpose: the verifier must never be the one that changes what it checks.
         conn.execute("set default_transaction_read_only = on")
+        # Stream each chunk in seq order from the primary key. Once retention has redacted rows (an UPDATE
+        # moves a tuple), seq order is no longer heap order and the planner prefers a Sort, which sends
+        # nothing until it has read the whole chunk: Python and PostgreSQL then take turns instead of working
+        # at once (measured: 87-90k events/s with the sort, 153-154k without, one worker). A parallel plan
+        # would also hide the read's cost from the worker count the verifier chose.
+        conn.execute("set enable_sort = off")
+        conn.execute("set max_parallel_workers_per_gather = 0")
         _connections[url] = conn
     return conn
 

@@ -221,7 +221,10 @@ as $$
 declare
   v_now     timestamptz := pg_catalog.now();
   v_id      text := 'redaction-' || pg_catalog.gen_random_uuid()::text;
-  v_salt    bytea := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
+  -- 16 bytes with 128 random bits (a UUID has 122): the record's private part is public, but the spec's
+  -- salt is 16 random bytes, and pgcrypto's gen_random_bytes is not a built-in.
+  v_salt    bytea := pg_catalog.substr(pg_catalog.sha256(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+                                                    || pg_catalog.uuid_send(pg_catalog.gen_random_uuid())), 1, 16);
   v_tags    text[] := case when p_reason = 'erasure' then array['gdpr'] else '{}'::text[] end;
   v_details text;
   v_private text;
