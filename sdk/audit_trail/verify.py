@@ -372,8 +372,11 @@ def _verify_events(
             f" with {previous.hex()[:16]}...: the chain was cut and rebuilt",
         )
         return outcome
+    versions = ledger.version_problem()
     problem = ledger.first_problem()
-    if problem is not None:
+    if versions is not None and (problem is None or versions[0] <= problem[0]):
+        outcome.failure = Failure(FailureKind.NOT_CANONICAL.value, versions[0], None, versions[1])
+    elif problem is not None:
         outcome.failure = Failure(FailureKind.REDACTION_UNRECORDED.value, problem[0], None, problem[1])
     return outcome
 

@@ -295,8 +295,8 @@ class ChainHead:
         return max(self.seq, self.max_seq or 0)
 
 
-# A missing head row reads as the empty chain (seq 0, genesis hash): deleting it must not turn the rows'
-# verdict into a usage error, so every stored row is then past the head.
+# A missing head row (or several, or one with a NULL seq) reads as the empty chain (seq 0, genesis hash):
+# deleting it must not turn the rows' verdict into a usage error, so every stored row is then past the head.
 _STATE_QUERY: Final = """
 select h.chain_id::text, coalesce(h.seq, 0),
        coalesce(h.chain_hash, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex')), s.min_seq, s.max_seq,
@@ -304,7 +304,7 @@ select h.chain_id::text, coalesce(h.seq, 0),
   from (select pg_catalog.min(e.seq) as min_seq, pg_catalog.max(e.seq) as max_seq,
                (select e2.received_at from audit.audit_events e2 order by e2.seq desc limit 1) as newest
           from audit.audit_events e) s
-  left join audit.chain_head h on true"""
+  left join audit.chain_head h on (select pg_catalog.count(*) from audit.chain_head) = 1"""
 
 
 def _head_from(row: Any) -> ChainHead:
@@ -453,7 +453,10 @@ def quick_row_ok(row: Row) -> bool:
     version = row[5]
     try:
         tags = row[23]
-        # Non-ASCII tags are left to the reference (UTF-16 order); a list holding a null raises TypeError here.
+        # Non-ASCII tags are left to the reference (UTF-16 order); a list holding a null raises TypeError here;
+        # a NULL column, or null details or metadata, is not the sealed {} or [] (the reference says why).
+        if tags is None or row[21] is None or row[25] is None:
+            return False
         if tags and (type(tags) is not list or not "".join(tags).isascii() or sorted(set(tags)) != tags):
             return False
         if version == 1 and (row[6] is not None or row[7] is not None):
@@ -597,7 +600,7 @@ def chunk_tasks(
     return tasks
 
 
-def scan_chunk(task: ChunkTask) -> ChunkResult:
+def scan_chunk(task: ChunkTask) -> ChunkResult:  # noqa: PLR0915 - one loop, inlined on purpose (see below)
     """The fast loop over one chunk (runs in a worker process or inline).
 
     Written for speed (about 6 µs an event in all, most of it orjson and SHA-256): locals instead of
@@ -616,6 +619,7 @@ def scan_chunk(task: ChunkTask) -> ChunkResult:
     previous_hex = ""
     redacted = 0
     ledger = result.ledger
+    version: object = None
     for row in read_rows(task.url, task.first_seq, task.last_seq, task.snapshot):
         if row[0] != expected:
             return result
@@ -633,11 +637,22 @@ def scan_chunk(task: ChunkTask) -> ChunkResult:
             return result
         if not (quick_row_ok(row) or reference_row_ok(row, checksum)):
             return result
+        if row[5] != version:  # a new run of one seal version (one in an honest chain)
+            version = row[5]
+            ledger.version_runs.append((expected, version))
         if row[4]:  # redacted
             redacted += 1
-            ledger.redacted[expected] = (row[8], row[5])
-        elif row[11] == "system_event" and row[19] == "events_redacted":
-            ledger.note(expected, redacted=False, reason=None, event_type=row[11], action=row[19], details=row[21])
+            ledger.redacted[expected] = (row[8], version)
+        elif row[11] == "system_event" and (row[19] == "events_redacted" or row[19] == "seal_version_changed"):
+            ledger.note(
+                expected,
+                redacted=False,
+                reason=None,
+                event_type=row[11],
+                action=row[19],
+                details=row[21],
+                seal_version=version,
+            )
         if merkle:
             # Append the leaf; each trailing 1 bit of the old size is a subtree to merge with.
             node = sha256(_LEAF + checksum).digest()
@@ -654,6 +669,7 @@ def scan_chunk(task: ChunkTask) -> ChunkResult:
         expected += 1
     if expected != task.last_seq + 1:
         return result  # rows missing at the end of the chunk
+    ledger.last_seq = task.last_seq
     result.intact = True
     result.rows = size
     result.redacted = redacted

@@ -191,11 +191,12 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Redaction records: one chained event per redaction, naming the seqs it redacted.
 -- ---------------------------------------------------------------------------------------------
--- Redaction records are evidence about other events and hold no personal data: they are never redacted.
-create function audit.is_redaction_record(e audit.audit_events) returns boolean
+-- The trail's records about its own chain (redaction records, the seal-version marker) are evidence about
+-- other events and hold no personal data: they are never redacted.
+create function audit.is_chain_record(e audit.audit_events) returns boolean
 language sql immutable parallel safe
 as $$
-  select e.event_type = 'system_event' and e.action = 'events_redacted'
+  select e.event_type = 'system_event' and e.action in ('events_redacted', 'seal_version_changed')
 $$;
 
 -- Inclusive ranges [[first, last], ...] of a set of seqs, ascending: how a record lists what it redacted.
@@ -209,37 +210,33 @@ as $$
            group by g.grp) r
 $$;
 
--- Append the record of a redaction, sealed with version 2 by hand. The canonical (RFC 8785) text is
--- written out here because the values are fixed in shape: ASCII keys in sorted order, integers, and
+-- Append one of the trail's records about its chain, sealed with version 2 by hand. The canonical (RFC 8785)
+-- text is written out here because the values are fixed in shape: ASCII keys in sorted order, integers, and
 -- strings that pg_catalog.to_json escapes exactly as RFC 8785 does (", \, \b \f \n \r \t, other control
--- characters as lowercase \u00xx, everything else as itself). Python's sealing code verifies the result.
-create function audit.append_redaction_record(
-  p_seqs bigint[], p_v1_seqs bigint[], p_reason text, p_actor text, p_ref text
+-- characters as lowercase \u00xx, everything else as itself). p_details is already canonical text. Python's
+-- sealing code verifies every such record like any event.
+create function audit.append_chain_record(
+  p_id_prefix text, p_action text, p_details text, p_actor text, p_ref text, p_tags text[]
 ) returns bigint
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   v_now     timestamptz := pg_catalog.now();
-  v_id      text := 'redaction-' || pg_catalog.gen_random_uuid()::text;
+  v_id      text := p_id_prefix || '-' || pg_catalog.gen_random_uuid()::text;
   -- 16 bytes with 128 random bits (a UUID has 122): the record's private part is public, but the spec's
   -- salt is 16 random bytes, and pgcrypto's gen_random_bytes is not a built-in.
   v_salt    bytea := pg_catalog.substr(pg_catalog.sha256(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
                                                     || pg_catalog.uuid_send(pg_catalog.gen_random_uuid())), 1, 16);
-  v_tags    text[] := case when p_reason = 'erasure' then array['gdpr'] else '{}'::text[] end;
-  v_details text;
   v_private text;
   v_commitment bytea;
   v_sealed  text;
   v_seq     bigint;
 begin
-  -- v1_seqs names the redacted rows sealed with version 1: seal_version is not sealed, and a redacted row
-  -- relabelled version 1 would otherwise be checked for its links only.
-  v_details := '{"count":' || pg_catalog.cardinality(p_seqs) || ',"reason":' || pg_catalog.to_json(p_reason)::text
-               || ',"seqs":' || audit.seq_ranges(p_seqs) || ',"v1_seqs":' || audit.seq_ranges(p_v1_seqs) || '}';
-  v_private := '{"details":' || v_details
+  v_private := '{"details":' || p_details
                || ',"ip_address":null,"metadata":{},"session_id":null,"user_agent":null,"user_email":null}';
   v_commitment := pg_catalog.sha256(v_salt || pg_catalog.convert_to(v_private, 'UTF8'));
-  v_sealed := '{"action":"events_redacted","compliance_tags":' || pg_catalog.to_json(v_tags)::text
+  v_sealed := '{"action":' || pg_catalog.to_json(p_action)::text
+              || ',"compliance_tags":' || pg_catalog.to_json(p_tags)::text
               || ',"event_id":' || pg_catalog.to_json(v_id)::text
               || ',"event_type":"system_event","parent_event_id":null,"payload_commitment":"'
               || pg_catalog.encode(v_commitment, 'hex')
@@ -250,14 +247,27 @@ begin
   insert into audit.audit_events (
     event_id, "timestamp", event_type, user_id, resource_id, action, status, details, security_level,
     compliance_tags, checksum, seal_version, seal_salt, payload_commitment)
-  values (v_id, v_now, 'system_event', p_actor, p_ref, 'events_redacted', 'success', v_details::jsonb, 'medium',
-          v_tags, pg_catalog.sha256(pg_catalog.convert_to(v_sealed, 'UTF8')), 2, v_salt, v_commitment)
+  values (v_id, v_now, 'system_event', p_actor, p_ref, p_action, 'success', p_details::jsonb, 'medium',
+          p_tags, pg_catalog.sha256(pg_catalog.convert_to(v_sealed, 'UTF8')), 2, v_salt, v_commitment)
   returning seq into v_seq;
   return v_seq;
 end
 $$;
-comment on function audit.append_redaction_record(bigint[], bigint[], text, text, text) is
-  'Append the chained record of a redaction (docs/integrity.md, "Redaction records"); called by audit.redact_seqs.';
+
+-- The record of a redaction (docs/integrity.md, "Redaction records"). v1_seqs names the redacted rows sealed
+-- with version 1: seal_version is not sealed, and a redacted row relabelled version 1 would otherwise be
+-- checked for its links only.
+create function audit.append_redaction_record(
+  p_seqs bigint[], p_v1_seqs bigint[], p_reason text, p_actor text, p_ref text
+) returns bigint
+language sql volatile security definer set search_path = ''
+as $$
+  select audit.append_chain_record(
+    'redaction', 'events_redacted',
+    '{"count":' || pg_catalog.cardinality(p_seqs) || ',"reason":' || pg_catalog.to_json(p_reason)::text
+      || ',"seqs":' || audit.seq_ranges(p_seqs) || ',"v1_seqs":' || audit.seq_ranges(p_v1_seqs) || '}',
+    p_actor, p_ref, case when p_reason = 'erasure' then array['gdpr'] else '{}'::text[] end)
+$$;
 
 create or replace function audit.redact_seqs(p_seqs bigint[], p_reason text, p_actor text, p_ref text) returns integer
 language plpgsql volatile security definer set search_path = ''
@@ -279,7 +289,7 @@ begin
        set user_email = null, session_id = null, ip_address = null, user_agent = null,
            details = '{}'::jsonb, metadata = '{}'::jsonb, seal_salt = null,
            redacted_at = pg_catalog.now(), redaction_reason = p_reason, redacted_by = p_actor, redaction_ref = p_ref
-     where e.seq = any(p_seqs) and e.redacted_at is null and not audit.is_redaction_record(e)
+     where e.seq = any(p_seqs) and e.redacted_at is null and not audit.is_chain_record(e)
     returning e.seq, e.seal_version
   )
   select coalesce(pg_catalog.array_agg(r.seq), '{}'),
@@ -345,7 +355,7 @@ begin
       from audit.audit_events e
      where e.seq > p_after_seq
        and e.redacted_at is null
-       and not audit.is_redaction_record(e)
+       and not audit.is_chain_record(e)
        and e."timestamp" < v_as_of - pg_catalog.make_interval(days => v_min_days)
        and e."timestamp" < v_as_of - pg_catalog.make_interval(days => audit.retention_days(e.compliance_tags, e.event_type))
      order by e.seq
@@ -381,7 +391,7 @@ begin
   end if;
   v_names := array[p_user_id, 'user:' || p_user_id, 'auditor:' || p_user_id, 'admin:' || p_user_id];
   select pg_catalog.count(*) into v_total from audit.audit_events e
-   where e.user_id = any(v_names) and not audit.is_redaction_record(e);
+   where e.user_id = any(v_names) and not audit.is_chain_record(e);
   if v_total = 0 then
     return null;
   end if;
@@ -391,7 +401,7 @@ begin
              where f.compliance_tag = any(e.compliance_tags)
                and e."timestamp" > v_now - pg_catalog.make_interval(days => f.days)) as floor_days
       from audit.audit_events e
-     where e.user_id = any(v_names) and e.redacted_at is null and not audit.is_redaction_record(e)
+     where e.user_id = any(v_names) and e.redacted_at is null and not audit.is_chain_record(e)
   )
   select array_agg(s.seq) filter (where not s.held and s.floor_days is null),
          coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('event_id', s.event_id, 'ground', 'legal_hold'))
@@ -428,28 +438,38 @@ end
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- Redactions made before this migration have no record: record them once, per reason, so that the
--- verifier's rule (a redacted row is valid only with a later record) holds for the whole chain. They are
--- attested from this point on; what a version-1 erasure can promise is in docs/integrity.md.
+-- Rows sealed before this migration: record their redactions and where version 1 ends, in the chain.
+-- Redactions made before had no record: one record per reason names them all, so that the verifier's rule
+-- (a redacted row is valid only with a later record) holds for the whole chain; they are attested from the
+-- migration on. And since seal_version is not sealed, the chain itself says which rows may be version 1:
+-- a seal-version marker with v1_through, the last seq sealed before (docs/integrity.md, 6.3). A database
+-- with no events yet gets no marker: every row of it is version 2.
 -- ---------------------------------------------------------------------------------------------
 do $$
 declare
   v_reason text;
   v_seqs bigint[];
+  v_last bigint := (select pg_catalog.max(e.seq) from audit.audit_events e);
 begin
+  if v_last is null then
+    return;
+  end if;
   for v_reason in select distinct e.redaction_reason from audit.audit_events e
                    where e.redacted_at is not null order by 1 loop
     v_seqs := array(select e.seq from audit.audit_events e
                      where e.redacted_at is not null and e.redaction_reason = v_reason order by e.seq);
     perform audit.append_redaction_record(v_seqs, v_seqs, v_reason, 'migration:seal_v2', null);
   end loop;
+  perform audit.append_chain_record('seal-version', 'seal_version_changed',
+                                    '{"seal":2,"v1_through":' || v_last || '}', 'migration:seal_v2', null, '{}');
 end
 $$;
 
-revoke all on function audit.is_redaction_record(audit.audit_events), audit.seq_ranges(bigint[]),
+revoke all on function audit.is_chain_record(audit.audit_events), audit.seq_ranges(bigint[]),
+  audit.append_chain_record(text, text, text, text, text, text[]),
   audit.append_redaction_record(bigint[], bigint[], text, text, text), audit.archive_keys(jsonb) from public;
 grant execute on function audit.archive_keys(jsonb) to service_role;
-grant execute on function audit.is_redaction_record(audit.audit_events), audit.seq_ranges(bigint[])
+grant execute on function audit.is_chain_record(audit.audit_events), audit.seq_ranges(bigint[])
   to authenticated, service_role;
 
 -- The chain state also says how far the rows really go: the head is as writable as the rows, and a

@@ -16,10 +16,22 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-__all__ = ["REDACTION_ACTION", "REDACTION_EVENT_TYPE", "RedactionLedger", "RedactionRecord", "parse_record"]
+__all__ = [
+    "REDACTION_ACTION",
+    "REDACTION_EVENT_TYPE",
+    "SEAL_MARKER_ACTION",
+    "RedactionLedger",
+    "RedactionRecord",
+    "parse_marker",
+    "parse_record",
+]
 
 REDACTION_EVENT_TYPE: Final = "system_event"
 REDACTION_ACTION: Final = "events_redacted"
+SEAL_MARKER_ACTION: Final = "seal_version_changed"
+"""The seal-version marker: ``details`` ``{"seal": 2, "v1_through": n}``, appended by the seal-v2 migration of a
+database that held events. Rows up to ``v1_through`` are version 1, every later row version 2; a chain without a
+marker has one version throughout. ``seal_version`` is not sealed, so the chain has to say which rows may be 1."""
 _REASONS: Final = frozenset({"retention", "erasure"})
 
 
@@ -83,6 +95,14 @@ def parse_record(seq: int, details: object) -> RedactionRecord | None:
     return RedactionRecord(seq, str(reason), tuple(ranges), tuple(v1_ranges))
 
 
+def parse_marker(details: object) -> int | None:
+    """``v1_through`` of a well-formed seal-version marker's ``details``, else ``None``."""
+    if not isinstance(details, Mapping) or set(details) != {"seal", "v1_through"} or _int(details["seal"]) != 2:
+        return None
+    through = _int(details["v1_through"])
+    return through if through is not None and through > 0 else None
+
+
 @dataclasses.dataclass(slots=True)
 class RedactionLedger:
     """Redacted rows and redaction records seen so far; ``first_problem`` applies the rule.
@@ -94,6 +114,16 @@ class RedactionLedger:
 
     redacted: dict[int, tuple[str | None, object]] = dataclasses.field(default_factory=dict)
     records: list[RedactionRecord] = dataclasses.field(default_factory=list)
+    # (first seq, seal_version) of each run of rows with one seal version, in seq order
+    version_runs: list[tuple[int, object]] = dataclasses.field(default_factory=list)
+    markers: list[tuple[int, int | None]] = dataclasses.field(default_factory=list)
+    last_seq: int = 0
+
+    def note_version(self, seq: int, version: object) -> None:
+        """Take one row's ``seal_version`` into account (every row, in seq order)."""
+        if not self.version_runs or self.version_runs[-1][1] != version:
+            self.version_runs.append((seq, version))
+        self.last_seq = seq
 
     def note(
         self,
@@ -107,12 +137,15 @@ class RedactionLedger:
         seal_version: object = 1,
     ) -> None:
         """Take one verified row into account."""
+        self.note_version(seq, seal_version)
         if redacted:
             self.redacted[seq] = (reason, seal_version)
         elif event_type == REDACTION_EVENT_TYPE and action == REDACTION_ACTION:
             record = parse_record(seq, details)
             if record is not None:
                 self.records.append(record)
+        elif event_type == REDACTION_EVENT_TYPE and action == SEAL_MARKER_ACTION:
+            self.markers.append((seq, parse_marker(details)))
 
     def note_row(self, row: Mapping[str, Any]) -> None:
         """``note`` for a row as the SQL API returns it."""
@@ -131,6 +164,46 @@ class RedactionLedger:
         for other in others:
             self.redacted.update(other.redacted)
             self.records.extend(other.records)
+            self.markers.extend(other.markers)
+            for seq, version in other.version_runs:
+                if not self.version_runs or self.version_runs[-1][1] != version:
+                    self.version_runs.append((seq, version))
+            self.last_seq = max(self.last_seq, other.last_seq)
+
+    def version_problem(self) -> tuple[int, str] | None:
+        """The lowest seq whose ``seal_version`` the chain's marker does not allow, with a sentence."""
+        markers = sorted(self.markers)
+        if markers:
+            seq, through = markers[0]
+            if through is None or through >= seq:
+                return seq, f"event seq {seq} is a seal-version marker that is not well formed"
+            if len(markers) > 1:
+                return markers[1][0], f"event seq {markers[1][0]} is a second seal-version marker"
+        else:
+            # No marker: a database sealed with one version throughout (not migrated yet, or born with version 2).
+            if len(self.version_runs) > 1:
+                seq, version = self.version_runs[1]
+                return seq, (
+                    f"event seq {seq} says seal version {version}, unlike the rows before it, and the chain has no"
+                    " seal-version marker (seal_version was changed)"
+                )
+            return None
+        runs = self.version_runs
+        for index, (first, version) in enumerate(runs):
+            last = runs[index + 1][0] - 1 if index + 1 < len(runs) else self.last_seq
+            if version == 1 and last > through:
+                bad = max(first, through + 1)
+                return bad, (
+                    f"event seq {bad} says seal version 1, but the marker says version 1 ends at seq {through}"
+                    " (seal_version was changed)"
+                )
+            if version != 1 and first <= through:
+                return (
+                    first,
+                    f"event seq {first} says seal version {version}, but the marker says version 1 runs to seq"
+                    f" {through}",
+                )
+        return None
 
     def first_problem(self, from_seq: int = 1) -> tuple[int, str] | None:
         """The lowest seq (>= ``from_seq``) where the rule fails, with a sentence; ``None`` when it holds.

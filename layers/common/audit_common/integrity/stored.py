@@ -23,6 +23,18 @@ from typing import Any, Final
 
 __all__ = ["NUMBER_PROBLEM_KEY", "ip_address_problem", "stored_form_problem", "tags_problem", "utf16_order"]
 
+# Columns whose sealed member is never null: a NULL there must not read as the absent value ({} or []).
+_NEVER_NULL: Final = (
+    "event_id",
+    "timestamp",
+    "event_type",
+    "status",
+    "security_level",
+    "compliance_tags",
+    "details",
+    "metadata",
+)
+
 NUMBER_PROBLEM_KEY: Final = "_number_problem"
 """Key under which a reader that saw the JSON text reports a number that is not exactly its RFC 8785 form."""
 
@@ -59,6 +71,9 @@ def utf16_order(text: str) -> bytes:
 
 def stored_form_problem(row: Mapping[str, Any]) -> str | None:
     """The first reason the row's stored private and kept values are not exactly the sealed form, or ``None``."""
+    for name in _NEVER_NULL:
+        if row.get(name) is None:
+            return f"{name} is null, which no sealed event has"
     if (row.get("seal_version") or 1) == 1 and (
         row.get("seal_salt") is not None or row.get("payload_commitment") is not None
     ):

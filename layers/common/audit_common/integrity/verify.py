@@ -136,7 +136,8 @@ def _seq_of(row: Mapping[str, Any]) -> int:
 
 
 def _looks_blanked(row: Mapping[str, Any]) -> bool:
-    return all(row.get(field) is None for field in _BLANKED_FIELDS) and not row.get("details")
+    # details exactly {}: the blank form of docs/integrity.md 6.2 step 5 (a null is not_canonical before this).
+    return all(row.get(field) is None for field in _BLANKED_FIELDS) and row.get("details") == {}
 
 
 def redaction_residue(row: Mapping[str, Any]) -> str | None:
@@ -288,8 +289,11 @@ class ChainVerifier:
                     "the chain was cut and rebuilt",
                 )
             elif redactions:
+                versions = self.ledger.version_problem() if self._first_seq == 1 else None
                 problem = self.ledger.first_problem(self._first_seq)
-                if problem is not None:
+                if versions is not None and (problem is None or versions[0] <= problem[0]):
+                    self._failure = _Failure(versions[0], FailureKind.NOT_CANONICAL, versions[1])
+                elif problem is not None:
                     self._failure = _Failure(problem[0], FailureKind.REDACTION_UNRECORDED, problem[1])
         return self.result()
 
