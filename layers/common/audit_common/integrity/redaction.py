@@ -171,39 +171,54 @@ class RedactionLedger:
             self.last_seq = max(self.last_seq, other.last_seq)
 
     def version_problem(self) -> tuple[int, str] | None:
-        """The lowest seq whose ``seal_version`` the chain's marker does not allow, with a sentence."""
+        """The lowest seq whose ``seal_version`` (or seal-version marker) the chain does not allow, with a sentence.
+
+        The first well-formed marker (``v1_through`` below its own seq) rules: rows up to ``v1_through`` are
+        version 1, later rows version 2; every other marker is not allowed. With markers but none well formed
+        the rows' versions follow no rule; with no marker, every row has the first row's version.
+        """
+        problems: list[tuple[int, str]] = []
         markers = sorted(self.markers)
-        if markers:
-            seq, through = markers[0]
-            if through is None or through >= seq:
-                return seq, f"event seq {seq} is a seal-version marker that is not well formed"
-            if len(markers) > 1:
-                return markers[1][0], f"event seq {markers[1][0]} is a second seal-version marker"
-        else:
-            # No marker: a database sealed with one version throughout (not migrated yet, or born with version 2).
-            if len(self.version_runs) > 1:
-                seq, version = self.version_runs[1]
-                return seq, (
-                    f"event seq {seq} says seal version {version}, unlike the rows before it, and the chain has no"
-                    " seal-version marker (seal_version was changed)"
+        ruling = next(((seq, through) for seq, through in markers if through is not None and through < seq), None)
+        for seq, through in markers:
+            if (seq, through) != ruling:
+                problems.append(
+                    (seq, f"event seq {seq} is a seal-version marker that is not allowed (malformed or a second one)")
                 )
-            return None
         runs = self.version_runs
-        for index, (first, version) in enumerate(runs):
-            last = runs[index + 1][0] - 1 if index + 1 < len(runs) else self.last_seq
-            if version == 1 and last > through:
-                bad = max(first, through + 1)
-                return bad, (
-                    f"event seq {bad} says seal version 1, but the marker says version 1 ends at seq {through}"
-                    " (seal_version was changed)"
+        if ruling is None and not markers and len(runs) > 1:
+            seq, version = runs[1]
+            problems.append(
+                (
+                    seq,
+                    f"event seq {seq} says seal version {version}, unlike the rows before it, and the chain has no"
+                    " seal-version marker (seal_version was changed)",
                 )
-            if version != 1 and first <= through:
-                return (
-                    first,
-                    f"event seq {first} says seal version {version}, but the marker says version 1 runs to seq"
-                    f" {through}",
-                )
-        return None
+            )
+        if ruling is not None:
+            through = ruling[1]
+            for index, (first, version) in enumerate(runs):
+                last = runs[index + 1][0] - 1 if index + 1 < len(runs) else self.last_seq
+                if version == 1 and last > through:
+                    bad = max(first, through + 1)
+                    problems.append(
+                        (
+                            bad,
+                            f"event seq {bad} says seal version 1, but the marker says version 1 ends at seq"
+                            f" {through} (seal_version was changed)",
+                        )
+                    )
+                    break
+                if version != 1 and first <= through:
+                    problems.append(
+                        (
+                            first,
+                            f"event seq {first} says seal version {version}, but the marker says version 1 runs to"
+                            f" seq {through}",
+                        )
+                    )
+                    break
+        return min(problems) if problems else None
 
     def first_problem(self, from_seq: int = 1) -> tuple[int, str] | None:
         """The lowest seq (>= ``from_seq``) where the rule fails, with a sentence; ``None`` when it holds.
