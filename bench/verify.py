@@ -86,6 +86,7 @@ from audit_trail.verify_scan import (
     SEAL_SALT,
     SEQ,
     close_connections,
+    configure_session,
     read_rows,
     row_as_event,
 )
@@ -466,10 +467,9 @@ def server_copy(url: str, query: sql.Composed | sql.SQL, name: str, kind: str, r
     checkpoint(url)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("set max_parallel_workers_per_gather = 0")
-            # The verifier's own session settings (audit_trail.verify_scan): the same plan, an index scan in
-            # seq order rather than a sort, for the same rows.
-            conn.execute("set enable_sort = off")
+            # The verifier's own session settings: the same plan (an index scan in seq order, not a sort) for the
+            # same rows. They only read, as COPY TO a file does.
+            configure_session(conn)
             pid = conn.info.backend_pid
             before = _backend_cpu(pid)
             started = time.perf_counter()
@@ -512,6 +512,7 @@ def chunk_plan(url: str, rows: int) -> str:
         " where e.seq between {first} and {last} order by e.seq"
     ).format(row=ROW_JSON, first=sql.Literal(first), last=sql.Literal(min(rows, first + size - 1)))
     with psycopg.connect(url, autocommit=True) as conn:
+        configure_session(conn)
         row = conn.execute(query).fetchone()
     names = []
     node = row[0][0]["Plan"] if row else {}

@@ -54,6 +54,7 @@ __all__ = [
     "SealedRowError",
     "Snapshot",
     "chunk_tasks",
+    "configure_session",
     "open_snapshot",
     "quick_row_ok",
     "read_head",
@@ -128,17 +129,22 @@ def _connection(url: str) -> psycopg.Connection[Any]:
     conn = _connections.get(url)
     if conn is None or conn.closed:
         conn = psycopg.connect(url, autocommit=True, application_name="audit-trail verify")
-        # Read-only on purpose: the verifier must never be the one that changes what it checks.
-        conn.execute("set default_transaction_read_only = on")
-        # Stream each chunk in seq order from the primary key. Once retention has redacted rows (an UPDATE
-        # moves a tuple), seq order is no longer heap order and the planner prefers a Sort, which sends
-        # nothing until it has read the whole chunk: Python and PostgreSQL then take turns instead of working
-        # at once (measured: 87-90k events/s with the sort, 153-154k without, one worker). A parallel plan
-        # would also hide the read's cost from the worker count the verifier chose.
-        conn.execute("set enable_sort = off")
-        conn.execute("set max_parallel_workers_per_gather = 0")
+        configure_session(conn)
         _connections[url] = conn
     return conn
+
+
+def configure_session(conn: psycopg.Connection[Any]) -> None:
+    """The verifier's session settings (its own connections, and the benchmark's server-side rows)."""
+    # Read-only on purpose: the verifier must never be the one that changes what it checks.
+    conn.execute("set default_transaction_read_only = on")
+    # Stream each chunk in seq order from the primary key. Once retention has redacted rows (an UPDATE
+    # moves a tuple), seq order is no longer heap order and the planner prefers a Sort, which sends
+    # nothing until it has read the whole chunk: Python and PostgreSQL then take turns instead of working
+    # at once (measured: 87-90k events/s with the sort, 153-154k without, one worker). A parallel plan
+    # would also hide the read's cost from the worker count the verifier chose.
+    conn.execute("set enable_sort = off")
+    conn.execute("set max_parallel_workers_per_gather = 0")
 
 
 def close_connections() -> None:

@@ -54,6 +54,31 @@ CASES: list[tuple[str, Any, int, tuple[int | None, str] | None, str]] = [
         "gdpr",
     ),
     ("unknown-status", {**GOOD, "status": "maybe"}, 422, (0, "status"), "success"),
+    # A forged redaction record or seal-version marker would count as evidence about other rows.
+    (
+        "forged-redaction-record",
+        {
+            **GOOD,
+            "event_type": "system_event",
+            "action": "events_redacted",
+            "details": {"count": 1, "reason": "erasure", "seqs": [[1, 1]], "v1_seqs": []},
+        },
+        422,
+        (0, "action"),
+        "reserved",
+    ),
+    (
+        "forged-seal-version-marker",
+        {
+            **GOOD,
+            "event_type": "system_event",
+            "action": "seal_version_changed",
+            "details": {"seal": 2, "v1_through": 9},
+        },
+        422,
+        (0, "action"),
+        "reserved",
+    ),
     ("invalid-ipv4", {**GOOD, "ip_address": "999.1.1.1"}, 422, (0, "ip_address"), "IPv4 or IPv6"),
     ("ip-word", {**GOOD, "ip_address": "unknown"}, 422, (0, "ip_address"), "IPv4 or IPv6"),
     ("ip-network", {**GOOD, "ip_address": "10.0.0.0/8"}, 422, (0, "ip_address"), "IPv4 or IPv6"),

@@ -141,6 +141,22 @@ def to_utc(value: datetime) -> datetime:
         raise PydanticCustomError("timestamp_range", "is outside the years 1 to 9999 once converted to UTC") from None
 
 
+# The chain's own records (docs/integrity.md 6.3): written by the database in the transaction that redacts, or
+# by the seal-v2 migration. One sent by an application would count as evidence about other rows: a forged
+# redaction record or seal-version marker could make an intact chain fail verification.
+CHAIN_RECORD_ACTIONS: Final = frozenset({"events_redacted", "seal_version_changed"})
+
+
+def _check_action(value: str) -> str:
+    if value in CHAIN_RECORD_ACTIONS:
+        raise PydanticCustomError(
+            "reserved_action",
+            "{action} is reserved for the trail's own records of its chain (docs/integrity.md 6.3)",
+            {"action": value},
+        )
+    return value
+
+
 def _check_timestamp(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise PydanticCustomError("timestamp_zone", "must include a time zone offset or Z")
@@ -284,7 +300,7 @@ class AuditEventIn(BaseModel):
     user_agent: Annotated[str, _text(1024)] | None = None
     resource_path: Annotated[str, _text(4096)] | None = None
     resource_id: Annotated[str, _text(255)] | None = None
-    action: Annotated[str, _text(255, 1)]
+    action: Annotated[str, _text(255, 1), AfterValidator(_check_action)]
     status: LenientStatus = EventStatus.SUCCESS
     details: JsonObject = Field(default_factory=dict, description=_JSON_OBJECT_DESCRIPTION)
     security_level: LenientSecurityLevel = SecurityLevel.LOW
