@@ -30,7 +30,7 @@ from anchor.digest_store import DigestStore
 from anchor.service import AnchorResult, run_anchor
 from anchor.signer import KmsSigner
 from audit_common.db import PostgresTransport
-from audit_common.integrity import chain_hash
+from audit_common.integrity import SEALED_FIELDS, chain_hash
 from audit_common.integrity.seal import event_checksum, seal_v2
 from audit_trail.cli import main
 from audit_trail.postgres import create_database, drop_database
@@ -122,23 +122,7 @@ def database_name(url: str) -> str:
 
 _INSERT_COLUMNS: Final = (
     "seq",
-    "event_id",
-    "timestamp",
-    "event_type",
-    "user_id",
-    "user_email",
-    "session_id",
-    "ip_address",
-    "user_agent",
-    "resource_path",
-    "resource_id",
-    "action",
-    "status",
-    "details",
-    "security_level",
-    "compliance_tags",
-    "parent_event_id",
-    "metadata",
+    *SEALED_FIELDS,
     "seal_version",
     "seal_salt",
     "payload_commitment",

@@ -231,27 +231,9 @@ def sealed_object(event: Mapping[str, Any]) -> dict[str, Any]:
     absent), ``details``/``metadata`` as given (``{}`` when absent), other fields strings or ``None``.
     Keys of ``event`` outside ``SEALED_FIELDS`` (``seq``, hashes, ``received_at``...) are ignored.
     """
-    get = event.get
-    timestamp = get("timestamp")
-    return {
-        "event_id": _text("event_id", get("event_id")),
-        "timestamp": None if timestamp is None else format_timestamp(timestamp),
-        "event_type": _text("event_type", get("event_type")),
-        "user_id": _text("user_id", get("user_id")),
-        "user_email": _text("user_email", get("user_email")),
-        "session_id": _text("session_id", get("session_id")),
-        "ip_address": canonical_ip_address(get("ip_address")),
-        "user_agent": _text("user_agent", get("user_agent")),
-        "resource_path": _text("resource_path", get("resource_path")),
-        "resource_id": _text("resource_id", get("resource_id")),
-        "action": _text("action", get("action")),
-        "status": _text("status", get("status")),
-        "details": _object("details", get("details")),
-        "security_level": _text("security_level", get("security_level")),
-        "compliance_tags": _tags(get("compliance_tags")),
-        "parent_event_id": _text("parent_event_id", get("parent_event_id")),
-        "metadata": _object("metadata", get("metadata")),
-    }
+    # The kept and the private fields together, in SEALED_FIELDS order (one set of value rules for both seals).
+    fields = kept_object(event) | private_object(event)
+    return {name: fields[name] for name in SEALED_FIELDS}
 
 
 def private_object(event: Mapping[str, Any]) -> dict[str, Any]:
