@@ -331,7 +331,9 @@ def test_an_inserted_redacted_row_is_not_counted_as_redacted(rows: list[Row]) ->
 
 def test_a_duplicated_seq(rows: list[Row]) -> None:
     rows.insert(6, copy.deepcopy(rows[5]))
-    assert_failure(verify(rows), FailureKind.INSERTED, 6, checked=6)
+    assert_failure(
+        verify(rows), FailureKind.INSERTED, 6, checked=5
+    )  # neither of the two rows with seq 6 counts as verified
 
 
 # --- truncated -------------------------------------------------------------------------------------
@@ -477,3 +479,12 @@ def test_failure_kinds_are_the_documented_ones() -> None:
         "digests_stale",
         "digest_discontinuous",
     }
+
+
+def test_two_rows_with_one_seq_are_inserted_whichever_comes_first(rows: list[Row]) -> None:
+    """Given a second row stored with seq 2 (garbled or a copy), Then the verdict is inserted at 2 in either order."""
+    twin = copy.deepcopy(rows[1])
+    twin["chain_hash"] = hashlib.sha256(b"garbled").hexdigest()
+    for pair in ([twin, rows[1]], [rows[1], twin]):
+        result = verify([rows[0], *pair, *rows[2:]])
+        assert (result.reason, result.first_invalid_seq) == ("inserted", 2)

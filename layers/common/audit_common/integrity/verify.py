@@ -312,6 +312,10 @@ class ChainVerifier:
         if seq != expected:
             self._check_sequence(seq, expected, next_row)
             return
+        if next_row is not None and next_row.get("seq") == seq:
+            # Two rows with one seq: whichever the database returns first, the verdict is the same.
+            self._fail(seq, FailureKind.INSERTED, f"two rows are stored with seq {seq}: one of them was inserted")
+            return
         prev_hash = _hash_value(row.get("prev_hash"))
         if prev_hash != self._prev_hash:
             self._check_link(seq, prev_hash, row, next_row)
