@@ -37,6 +37,7 @@ import psycopg
 from audit_common.integrity import EMPTY_ROOT, GENESIS_HASH, FailureKind
 from audit_common.integrity.digest import Digest
 from audit_common.integrity.redaction import RedactionLedger
+from audit_common.integrity.verify import ledger_failure
 from audit_trail.verify_digests import (
     DigestCheck,
     DigestSource,
@@ -372,12 +373,10 @@ def _verify_events(
             f" with {previous.hex()[:16]}...: the chain was cut and rebuilt",
         )
         return outcome
-    versions = ledger.version_problem()
-    problem = ledger.first_problem()
-    if versions is not None and (problem is None or versions[0] <= problem[0]):
-        outcome.failure = Failure(FailureKind.NOT_CANONICAL.value, versions[0], None, versions[1])
-    elif problem is not None:
-        outcome.failure = Failure(FailureKind.REDACTION_UNRECORDED.value, problem[0], None, problem[1])
+    found = ledger_failure(ledger)
+    if found is not None:
+        seq, kind, message = found
+        outcome.failure = Failure(kind.value, seq, None, message)
     return outcome
 
 

@@ -57,7 +57,6 @@ __all__ = [
     "configure_session",
     "open_snapshot",
     "quick_row_ok",
-    "read_head",
     "reference_row_ok",
     "reference_walk",
     "row_as_event",
@@ -324,14 +323,6 @@ def _head_from(row: Any) -> ChainHead:
         max_seq=None if row[4] is None else int(row[4]),
         newest_received_at=row[5],
     )
-
-
-def read_head(url: str) -> ChainHead:
-    """Read ``audit.chain_head`` and the stored seq range, outside any snapshot (see ``open_snapshot``)."""
-    try:
-        return _head_from(_connection(url).execute(_STATE_QUERY).fetchone())
-    except psycopg.Error as exc:
-        raise SealedRowError(f"cannot read audit.chain_head: {exc}") from exc
 
 
 class Snapshot:

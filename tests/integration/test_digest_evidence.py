@@ -36,7 +36,7 @@ from anchor.service import run_anchor
 from anchor.signer import KmsSigner
 from audit_common import event_store
 from audit_common.db import PostgresTransport
-from audit_common.integrity import chain_hash, event_checksum, merkle_root
+from audit_common.integrity import merkle_root
 from audit_common.integrity.digest import (
     Digest,
     digest_bytes,
@@ -52,6 +52,7 @@ from audit_trail.verify import Report, verify_offline
 from audit_trail.verify_digests import FINGERPRINTS_ENV, DirectoryDigestSource, KeyTrust, S3DigestSource
 from tests.support.aws import moto_account
 from tests.support.events import make_event
+from tests.support.trail import Superuser
 
 BUCKET = "audit-digests-evidence-test"
 CHAIN = "default"
@@ -135,26 +136,8 @@ class Trail:
 
     def reseal(self, first_seq: int = 1) -> None:
         """Recompute every checksum and chain hash from ``first_seq`` on, and the chain head: a consistent rewrite."""
-        self.db.execute("set session_replication_role = replica")
-        previous = bytes(32)
-        if first_seq > 1:
-            row = self.db.execute("select chain_hash from audit.audit_events where seq = %s", (first_seq - 1,))
-            previous = bytes(row.fetchone()[0])  # type: ignore[index]
-        events = self.db.execute(
-            "select audit.event_json(e) from audit.audit_events e where e.seq >= %s order by e.seq", (first_seq,)
-        ).fetchall()
-        for (event,) in events:
-            checksum = event_checksum(event)
-            linked = chain_hash(previous, checksum)
-            self.db.execute(
-                "update audit.audit_events set checksum = %s, prev_hash = %s, chain_hash = %s where seq = %s",
-                (checksum, previous, linked, event["seq"]),
-            )
-            previous = linked
-        self.db.execute(
-            "update audit.chain_head set seq = (select coalesce(max(seq), 0) from audit.audit_events), chain_hash = %s",
-            (previous,),
-        )
+        with Superuser(self.db_url) as superuser:
+            superuser.reseal(first_seq)
 
     # --- the bucket -----------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from audit_trail.verify import Report, verify_offline
 from audit_trail.verify_digests import FINGERPRINTS_ENV, DirectoryDigestSource, KeyTrust, S3DigestSource, save_digests
 from tests.support.aws import moto_account
 from tests.support.events import make_event
+from tests.support.trail import Superuser
 
 BUCKET = "audit-digests-verify-test"
 CHAIN = "default"
@@ -96,26 +97,8 @@ class Trail:
 
     def reseal(self, first_seq: int = 1) -> None:
         """Recompute every checksum and chain hash from ``first_seq`` on, and the chain head: a consistent rewrite."""
-        self.db.execute("set session_replication_role = replica")
-        previous = bytes(32)
-        if first_seq > 1:
-            row = self.db.execute("select chain_hash from audit.audit_events where seq = %s", (first_seq - 1,))
-            previous = bytes(row.fetchone()[0])  # type: ignore[index]
-        events = self.db.execute(
-            "select audit.event_json(e) from audit.audit_events e where e.seq >= %s order by e.seq", (first_seq,)
-        ).fetchall()
-        for (event,) in events:
-            checksum = event_checksum(event)
-            linked = chain_hash(previous, checksum)
-            self.db.execute(
-                "update audit.audit_events set checksum = %s, prev_hash = %s, chain_hash = %s where seq = %s",
-                (checksum, previous, linked, event["seq"]),
-            )
-            previous = linked
-        self.db.execute(
-            "update audit.chain_head set seq = (select coalesce(max(seq), 0) from audit.audit_events), chain_hash = %s",
-            (previous,),
-        )
+        with Superuser(self.db_url) as superuser:
+            superuser.reseal(first_seq)
 
     # --- the bucket ---------------------------------------------------------------------------
 

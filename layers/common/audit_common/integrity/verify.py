@@ -44,7 +44,7 @@ from audit_common.integrity.seal import (
 )
 from audit_common.integrity.stored import stored_form_problem
 
-__all__ = ["ChainVerifier", "FailureKind", "VerificationResult"]
+__all__ = ["ChainVerifier", "FailureKind", "VerificationResult", "ledger_failure"]
 
 # What a redaction blanks (docs/integrity.md, "Failure kinds"): used only to name a failure better.
 _BLANKED_FIELDS = ("user_email", "ip_address", "user_agent")
@@ -112,10 +112,10 @@ class _Failure:
     message: str
 
 
-def _hash_value(value: object) -> bytes | None:
-    """A stored hash as raw bytes: 64 hex digits or 32 raw bytes; ``None`` when it is neither."""
+def _hash_value(value: object, size: int = HASH_SIZE) -> bytes | None:
+    """A stored hash (or salt) as raw bytes: ``2 * size`` hex digits or ``size`` raw bytes; ``None`` otherwise."""
     if isinstance(value, str):
-        if len(value) != 2 * HASH_SIZE:
+        if len(value) != 2 * size:
             return None
         try:
             return bytes.fromhex(value)
@@ -123,7 +123,7 @@ def _hash_value(value: object) -> bytes | None:
             return None
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
-        return raw if len(raw) == HASH_SIZE else None
+        return raw if len(raw) == size else None
     return None
 
 
@@ -164,7 +164,7 @@ def recompute_checksum(row: Mapping[str, Any]) -> tuple[bytes | None, bool]:
     try:
         checksum = event_checksum(row)
         if (row.get("seal_version") or 1) == SEAL_VERSION and row.get("redacted_at") is None:
-            salt = _hash_value_sized(row.get("seal_salt"), SEAL_SALT_BYTES)
+            salt = _hash_value(row.get("seal_salt"), SEAL_SALT_BYTES)
             stored = _hash_value(row.get("payload_commitment"))
             if salt is None or stored is None or payload_commitment(salt, private_object(row)) != stored:
                 return checksum, False
@@ -173,14 +173,16 @@ def recompute_checksum(row: Mapping[str, Any]) -> tuple[bytes | None, bool]:
         return None, True
 
 
-def _hash_value_sized(value: object, size: int) -> bytes | None:
-    if isinstance(value, str) and len(value) == 2 * size:
-        try:
-            return bytes.fromhex(value)
-        except ValueError:
-            return None
-    if isinstance(value, bytes | bytearray | memoryview) and len(value) == size:
-        return bytes(value)
+def ledger_failure(ledger: RedactionLedger, from_seq: int = 1) -> tuple[int, FailureKind, str] | None:
+    """The chain-wide rules over every row noted (docs/integrity.md 6.3): the lowest seq a seal version or a
+    redaction fails at, its kind and why; ``None`` when both hold. The seal-version rule needs the chain from
+    seq 1; a tie at one seq names ``not_canonical``."""
+    versions = ledger.version_problem() if from_seq == 1 else None
+    problem = ledger.first_problem(from_seq)
+    if versions is not None and (problem is None or versions[0] <= problem[0]):
+        return versions[0], FailureKind.NOT_CANONICAL, versions[1]
+    if problem is not None:
+        return problem[0], FailureKind.REDACTION_UNRECORDED, problem[1]
     return None
 
 
@@ -289,12 +291,9 @@ class ChainVerifier:
                     "the chain was cut and rebuilt",
                 )
             elif redactions:
-                versions = self.ledger.version_problem() if self._first_seq == 1 else None
-                problem = self.ledger.first_problem(self._first_seq)
-                if versions is not None and (problem is None or versions[0] <= problem[0]):
-                    self._failure = _Failure(versions[0], FailureKind.NOT_CANONICAL, versions[1])
-                elif problem is not None:
-                    self._failure = _Failure(problem[0], FailureKind.REDACTION_UNRECORDED, problem[1])
+                found = ledger_failure(self.ledger, self._first_seq)
+                if found is not None:
+                    self._failure = _Failure(*found)
         return self.result()
 
     def _flush(self) -> None:
